@@ -1,0 +1,15 @@
+"""aimeye: The Artificial Mind's Eye.
+
+A rebuild of *Resisting Adversaries for Convolutional Neural Networks using
+Internal Projection* (Berntsen, Kuijper, Heskes). The data flows like the
+paper's Fig. 1: scenes → estimate → project → compare → verdict(θ), with
+attacks on top.
+"""
+
+from .checkpoints import CheckpointError, load_models
+from .meshes import Mesh, MeshError, load_mesh_file
+from .render import render
+from .scenes import CLASSES, NONE, Scenes, make_scenes
+
+__all__ = ["CLASSES", "NONE", "CheckpointError", "Mesh", "MeshError", "Scenes", "load_mesh_file", "load_models",
+           "make_scenes", "render"]

@@ -1,0 +1,82 @@
+"""Command line: ``python -m aimeye {sheet,train,evaluate,experiment}``. No logic lives here."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import torch
+
+STAGE_ORDER = ("direct", "direct-param", "estimator", "projector", "comparator")
+
+
+def cmd_sheet(args):
+    from .sheets import contact_sheet
+
+    contact_sheet(args.n, seed=args.seed).save(args.out)
+    print(f"wrote {args.out}")
+
+
+def cmd_train(args):
+    from . import train
+
+    stages = STAGE_ORDER if args.stage == "all" else (args.stage,)
+    command = train.main_command()
+    for stage in stages:
+        cfg = train.DEFAULTS[stage]
+        if args.steps:
+            cfg = train.TrainConfig(**{**cfg.__dict__, "steps": args.steps})
+        if args.seed is not None:
+            cfg = train.TrainConfig(**{**cfg.__dict__, "seed": args.seed})
+        sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command)
+        print(json.dumps({"stage": stage, "wall_time_s": sidecar["wall_time_s"], "metrics": sidecar.get("metrics")}))
+
+
+def cmd_evaluate(args):
+    from . import evaluate
+
+    if args.stage:
+        print(json.dumps(evaluate.stage_metrics_to_sidecar(args.stage, args.checkpoints)["metrics"], indent=1))
+        return
+    from .checkpoints import load_models
+
+    result = evaluate.table1(args.n_per_class, load_models(args.checkpoints))
+    path = evaluate.write_metrics(result, args.out)
+    print(json.dumps({"errors": result["errors"], "paper": result["paper_errors"]}, indent=1))
+    print(f"wrote {path}")
+
+
+def main(argv=None):
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    p = argparse.ArgumentParser(prog="python -m aimeye", description="The Artificial Mind's Eye")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("sheet", help="contact sheet of every class, raw and blended")
+    s.add_argument("--out", default="sheet.png")
+    s.add_argument("--n", type=int, default=8, help="views per class")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(fn=cmd_sheet)
+    t = sub.add_parser("train", help="train one stage or all five")
+    t.add_argument("stage", choices=(*STAGE_ORDER, "all"))
+    t.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--fresh", action="store_true", help="ignore a resumable state in runs/")
+    t.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/)")
+    t.set_defaults(fn=cmd_train)
+    e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")
+    e.add_argument("--n-per-class", type=int, default=2500)
+    e.add_argument("--stage", choices=STAGE_ORDER, default=None, help="only this stage's quality metrics")
+    e.add_argument("--checkpoints", default=None)
+    e.add_argument("--out", default=None)
+    e.set_defaults(fn=cmd_evaluate)
+    try:
+        from .experiments import add_parser
+        add_parser(sub)
+    except ImportError:
+        pass
+    args = p.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Evaluation: per-stage quality metrics, Table 1 and the θ sweep.
+
+Everything here runs on **test** scenes (backgrounds from the test sources only)
+and writes the numbers that the sidecars, ``checkpoints/metrics.json``, the
+README and the app show.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import checkpoints, nets
+from .scenes import CLASSES, NONE, make_scenes
+
+THETAS = (0.2, 0.45, 0.7)
+PAPER_TABLE1 = {"direct": 0.0001, "direct_param": 0.0001, "triple@0.2": 0.0134, "triple@0.45": 0.0057,
+                "triple@0.7": 0.0309}
+STAGE_EVAL_N = 1000
+EVAL_SEED = 1
+
+
+def batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def held_out_renders(n: int, seed: int = 12345):
+    """Rotations never drawn in training (another seed), rendered over black."""
+    from .train import render_batch
+
+    return render_batch(n, seed, 0)
+
+
+def projector_metrics(projector, n: int = 600) -> dict:
+    rot, cls, img, alpha = held_out_renders(n)
+    with torch.no_grad():
+        p_img, p_alpha = projector(rot, cls)
+    a, b = p_alpha > 0.5, alpha > 0.5
+    iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).clamp_min(1).float())
+    return {"image_mae": (p_img - img).abs().mean().item(), "alpha_mae": (p_alpha - alpha).abs().mean().item(),
+            "alpha_iou": iou.mean().item(), "n": n}
+
+
+def rotation_mae(pred: torch.Tensor, true: torch.Tensor) -> float:
+    return (pred - true).abs().mean().item()
+
+
+def stage_metrics(stage: str, root=None, n: int = STAGE_EVAL_N) -> dict:
+    """Quality of one stage's shipped checkpoint on test scenes."""
+    if stage == "projector":
+        return projector_metrics(checkpoints.load("projector", root))
+    s = make_scenes(n, "test", EVAL_SEED)
+    pos = s.labels != NONE
+    if stage == "direct":
+        logits = batched(checkpoints.load("direct", root), s.images)
+        return {"test_error": (logits.argmax(1) != s.labels).float().mean().item(), "n": n}
+    if stage == "direct-param":
+        m = checkpoints.load("direct-param", root)
+        out = [m(s.images[i:i + 256]) for i in range(0, n, 256)] if False else None
+        with torch.no_grad():
+            out = [m(s.images[i:i + 256]) for i in range(0, n, 256)]
+        logits = torch.cat([o[0] for o in out])
+        params = torch.cat([o[1] for o in out]).clamp(-0.5, 0.5)
+        return {"test_error": (logits.argmax(1) != s.labels).float().mean().item(),
+                "rotation_mae": rotation_mae(params[pos], s.rotations[pos]), "n": n}
+    if stage == "estimator":
+        est = checkpoints.load("estimator", root)
+        with torch.no_grad():
+            pred = est(s.images[pos], s.labels[pos])
+        return {"rotation_mae": rotation_mae(pred, s.rotations[pos]), "n": int(pos.sum())}
+    if stage == "comparator":
+        triple = nets.TripleStaged(checkpoints.load("estimator", root), checkpoints.load("projector", root),
+                                   checkpoints.load("comparator", root))
+        scores = batched(triple, s.images, 128)
+        return {f"triple_error@{t}": (nets.verdict_from_scores(scores, t) != s.labels).float().mean().item()
+                for t in THETAS} | {"n": n}
+    raise ValueError(stage)
+
+
+def stage_metrics_to_sidecar(stage: str, root=None) -> dict:
+    """Evaluate a shipped stage and store the metrics in its sidecar."""
+    metrics = stage_metrics(stage, root)
+    _, jpath = checkpoints.paths(stage, root)
+    sidecar = checkpoints.read_sidecar(stage, root)
+    sidecar["metrics"] = metrics
+    sidecar["metrics_command"] = f"python -m aimeye evaluate --stage {stage}"
+    jpath.write_text(json.dumps(sidecar, indent=2) + "\n")
+    return sidecar
+
+
+def confusion(pred: torch.Tensor, true: torch.Tensor, k: int = 4) -> list[list[int]]:
+    m = torch.zeros(k, k, dtype=torch.long)
+    m.index_put_((true, pred), torch.ones_like(true), accumulate=True)
+    return m.tolist()
+
+
+def theta_sweep(scores: torch.Tensor, labels: torch.Tensor, thetas=None) -> list[dict]:
+    """Error, rejection rate (share judged none) and confusion matrix for each θ."""
+    thetas = np.round(np.linspace(0, 1, 101), 2) if thetas is None else thetas
+    rows = []
+    for t in thetas:
+        v = nets.verdict_from_scores(scores, float(t))
+        rows.append({"theta": float(t), "error": (v != labels).float().mean().item(),
+                     "rejection": (v == NONE).float().mean().item(), "confusion": confusion(v, labels)})
+    return rows
+
+
+def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: int = 250) -> dict:
+    """Error rates of every network on held-out test scenes (Table 1) plus the θ sweep."""
+    models = models or checkpoints.load_models()
+    t0 = time.time()
+    s = make_scenes(4 * n_per_class, "test", seed)
+    gen_s = time.time() - t0
+    direct, dparam, scores = [], [], []
+    with torch.no_grad():
+        for i in tqdm(range(0, len(s), batch), desc="evaluate"):
+            x = s.images[i:i + batch]
+            direct.append(models.direct(x).argmax(1))
+            dparam.append(models.direct_param(x)[0].argmax(1))
+            scores.append(models.triple(x))
+    direct, dparam, scores = torch.cat(direct), torch.cat(dparam), torch.cat(scores)
+    y = s.labels
+    errors = {"direct": (direct != y).float().mean().item(), "direct_param": (dparam != y).float().mean().item()}
+    for t in THETAS:
+        errors[f"triple@{t}"] = (nets.verdict_from_scores(scores, t) != y).float().mean().item()
+    return {
+        "n_per_class": n_per_class, "classes": list(CLASSES), "split": "test", "seed": seed,
+        "errors": errors, "paper_errors": PAPER_TABLE1,
+        "confusion": {"direct": confusion(direct, y), "direct_param": confusion(dparam, y),
+                      **{f"triple@{t}": confusion(nets.verdict_from_scores(scores, t), y) for t in THETAS}},
+        "theta_sweep": theta_sweep(scores, y),
+        "seconds": round(time.time() - t0, 1), "scene_seconds": round(gen_s, 1),
+    }
+
+
+def write_metrics(result: dict, path: Path | str | None = None) -> Path:
+    path = Path(path) if path else checkpoints.DEFAULT_DIR / "metrics.json"
+    path.write_text(json.dumps(result, indent=1) + "\n")
+    return path
