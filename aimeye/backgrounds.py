@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numba
@@ -47,7 +47,7 @@ def _to_grey(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("L"), dtype=np.float32) / 255.0
 
 
-@lru_cache(maxsize=None)
+@cache
 def _pyramid(path: str) -> tuple[np.ndarray, ...]:
     """The image in grey at scales 1, 1/2, 1/4, ... down to about 64 pixels."""
     with Image.open(path) as im:

@@ -21,6 +21,7 @@ listed with reasons in the README, "Differences from the paper".
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -170,7 +171,7 @@ class Comparator(nn.Module):
         self.cfg = cfg
         w = cfg.widths
         layers = [nn.Conv2d(3, w[0], PATCH), nn.ReLU(inplace=True)]
-        for a, b in zip(w[:-1], w[1:]):
+        for a, b in itertools.pairwise(w):
             layers += [nn.Conv2d(a, b, 1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(w[-1], 1, 1))
         self.net = nn.Sequential(*layers)

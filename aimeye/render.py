@@ -93,8 +93,7 @@ def _raster_batch(verts, faces, albedo, mats, size, ss, dist, tan_half, light,
             lam = (nx * light[0] + ny * light[1] + nz * light[2]) / nn
             if area < 0.0:  # a back face of an open mesh: light its visible side
                 lam = -lam
-            if lam < 0.0:
-                lam = 0.0
+            lam = max(lam, 0.0)
             shade = albedo[f] * (ambient + diffuse * lam)
             if area < 0.0:  # make the edge functions positive inside
                 x1, x2 = x2, x1

@@ -51,7 +51,7 @@ class Scenes:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def __getitem__(self, item) -> "Scenes":
+    def __getitem__(self, item) -> Scenes:
         return Scenes(**{f.name: getattr(self, f.name)[item] for f in fields(self)})
 
 

@@ -115,7 +115,7 @@ def test_deterministic_and_batch_independent():
     rot = np.random.default_rng(1).uniform(-0.5, 0.5, (9, 3))
     a_img, a_alpha = render("penguin", rot)
     b_img, b_alpha = render("penguin", rot)
-    c_img, c_alpha = render(1, rot[4:5])
+    c_img, _c_alpha = render(1, rot[4:5])
     np.testing.assert_array_equal(a_img, b_img)
     np.testing.assert_array_equal(a_alpha, b_alpha)
     np.testing.assert_array_equal(a_img[4], c_img[0])
