@@ -6,6 +6,12 @@ paper's Fig. 1: scenes → estimate → project → compare → verdict(θ), wit
 attacks on top.
 """
 
+import os
+
+# OpenMP threads that spin while waiting collapse throughput (10× seen here) when the two cores are
+# shared: by app sessions, tests, or a training run. Yield instead; set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .checkpoints import CheckpointError, load_models
 from .meshes import Mesh, MeshError, load_mesh_file
 from .render import render

@@ -12,9 +12,14 @@ STAGE_ORDER = ("direct", "direct-param", "estimator", "projector", "comparator")
 
 
 def cmd_sheet(args):
-    from .sheets import contact_sheet
+    from .sheets import contact_sheet, projection_sheet
 
-    contact_sheet(args.n, seed=args.seed).save(args.out)
+    if args.projections:
+        from .checkpoints import load
+
+        projection_sheet(load("projector", args.checkpoints), args.n).save(args.out)
+    else:
+        contact_sheet(args.n, seed=args.seed).save(args.out)
     print(f"wrote {args.out}")
 
 
@@ -55,6 +60,9 @@ def main(argv=None):
     s.add_argument("--out", default="sheet.png")
     s.add_argument("--n", type=int, default=8, help="views per class")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--projections", action="store_true",
+                   help="true renders (odd rows) vs the projector's drawings (even rows) at held-out rotations")
+    s.add_argument("--checkpoints", default=None)
     s.set_defaults(fn=cmd_sheet)
     t = sub.add_parser("train", help="train one stage or all five")
     t.add_argument("stage", choices=(*STAGE_ORDER, "all"))

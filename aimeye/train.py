@@ -47,9 +47,9 @@ class TrainConfig:
 DEFAULTS = {
     "direct": TrainConfig(steps=500),
     "direct-param": TrainConfig(steps=700),
-    "estimator": TrainConfig(steps=1500),
+    "estimator": TrainConfig(steps=3000, pool=48000),
     "projector": TrainConfig(steps=3000, batch=64, lr=2e-3, pool=0),
-    "comparator": TrainConfig(steps=600, batch=48, lr=2e-3),
+    "comparator": TrainConfig(steps=2000, batch=48, lr=2e-3),
 }
 
 

@@ -91,43 +91,45 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
     x_at = x.unsqueeze(0).repeat(nt, 1, 1, 1, 1)  # the image at each θ's stop
     s_at = torch.zeros(nt, n, victim.n_outputs)
     steps_done = torch.zeros(n, dtype=torch.long)
-    done = torch.zeros(n, dtype=torch.bool)
 
+    pending = torch.arange(n)  # unfinished images, in order; the pool is its head
     with torch.enable_grad():
-        while True:
-            active = torch.nonzero(~done).flatten()[:batch_size]
-            if len(active) == 0:
-                break
+        while len(pending):
+            active = pending[:batch_size]
             xa = x_adv[active].requires_grad_(True)
             raw = victim.forward(xa)
             s = victim.scores_of(raw).detach()
             ya, sa = y[active], steps_done[active]
+            fa = first[active]
             for j, th in enumerate(keys):
-                hit = goal_reached(victim.verdict_from(s, th), ya, goal) & (first[active, j] < 0)
+                hit = goal_reached(victim.verdict_from(s, th), ya, goal) & (fa[:, j] < 0)
                 if hit.any():
                     rows = active[hit]
                     first[rows, j] = sa[hit]
+                    fa[hit, j] = sa[hit]
                     x_at[j, rows] = xa[hit].detach()
                     s_at[j, rows] = s[hit]
-            capped = sa >= max_steps
-            fin = (first[active] >= 0).all(1) | capped
+            fin = (fa >= 0).all(1) | (sa >= max_steps)
+            cont = ~fin
             if fin.any():
                 for j in range(nt):  # failures: keep the last iterate
-                    miss = fin & (first[active, j] < 0)
+                    miss = fin & (fa[:, j] < 0)
                     if miss.any():
                         x_at[j, active[miss]] = xa[miss].detach()
                         s_at[j, active[miss]] = s[miss]
-                done[active[fin]] = True
+                pending = torch.cat([active[cont], pending[batch_size:]])
                 if progress is not None:
                     progress(int(fin.sum()))
-            cont = ~fin
-            if not cont.any():
-                continue
-            loss = victim.loss_of(raw, tgt[active], goal)
-            g = input_grad(loss[cont].sum(), xa)
-            new = (xa.detach()[cont] - step * g[cont].sign()).clamp_(0.0, 1.0)
-            x_adv[active[cont]] = new
-            steps_done[active[cont]] += 1
+                if not cont.any():
+                    continue
+                loss = victim.loss_of(raw, tgt[active], goal)[cont].sum()
+                g = input_grad(loss, xa)[cont]
+                moved, xd = active[cont], xa.detach()[cont]
+            else:  # the common case: every image in the pool takes a step
+                g = input_grad(victim.loss_of(raw, tgt[active], goal).sum(), xa)
+                moved, xd = active, xa.detach()
+            x_adv[moved] = (xd - step * g.sign()).clamp_(0.0, 1.0)
+            steps_done[moved] += 1
 
     results = {}
     for j, th in enumerate(keys):

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 
 def _flat_diff(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return (x_adv.detach().double() - x.detach().double()).reshape(len(x), -1)
+    return (x_adv.detach().double() - x.detach().double()).flatten(1)
 
 
 def distortion(x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -42,6 +42,8 @@ SSIM_K1, SSIM_K2 = 0.01, 0.03
 
 def ssim(x_adv: torch.Tensor, x: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
     """Mean SSIM per image, matching skimage's ``structural_similarity`` defaults."""
+    if len(x) == 0:
+        return torch.zeros(0)
     a = x_adv.detach().double().reshape(len(x), 1, *x.shape[-2:])
     b = x.detach().double().reshape(len(x), 1, *x.shape[-2:])
 
