@@ -60,6 +60,7 @@ GALLERY_NETWORKS = ("direct_param", "triple@0.7")
 GALLERY_CLASS = 0  # monkey, as in the paper's Fig. 5
 GALLERY_COLUMNS = 10
 MASKING_THETA = 0.45
+TRIPLE_BATCH = 4  # the triple network runs fastest in small pools (see benchmarks/bench_attacks.py)
 PAPER = {"fig4_direct_median_distortion_below": 0.1,
          "fig6_filtered_percent": dict(zip(NETWORKS, (0.00, 0.01, 0.17, 0.77, 4.12))),
          "step_cap": 10_000}
@@ -206,7 +207,7 @@ def _cat_gallery(parts: list[dict]) -> dict:
 
 
 def run_goal(models, ts: TestSet, goal: str, max_steps: int, batch_size: int = 64,
-             progress: bool = True) -> tuple[list[dict], dict, int]:
+             progress: bool = True, triple_batch_size: int = TRIPLE_BATCH) -> tuple[list[dict], dict, int]:
     """Attack every image (fp: toward both other object classes) on every network.
     Returns (rows, gallery arrays, image-steps taken)."""
     reps = 2 if goal == "fp" else 1
@@ -223,7 +224,7 @@ def run_goal(models, ts: TestSet, goal: str, max_steps: int, batch_size: int = 6
         if goal == "fp" and net in GALLERY_NETWORKS:
             gallery.append(_gallery_part(models, net, r, x, ts.indices.repeat(reps)))
     r = iterative_fgsm(make_victim(models, "triple", MASKING_THETA), x, y, goal, target=target, max_steps=max_steps,
-                       thetas=THETAS, batch_size=batch_size, progress=bar)
+                       thetas=THETAS, batch_size=triple_batch_size, progress=bar)
     if len(x):  # the shared trajectory ran until every θ's goal held (or the cap)
         image_steps += int(torch.stack([v.steps for v in r.per_theta.values()]).max(0).values.sum())
     for t in THETAS:
@@ -244,7 +245,7 @@ def sort_rows(rows: list[dict]) -> list[dict]:
 
 
 def run_robust(models, ts: TestSet, eps_255=EPS_255, steps: int = 10, batch_size: int = 64,
-               max_steps: int = 10_000, progress: bool = True) -> dict:
+               max_steps: int = 10_000, progress: bool = True, triple_batch_size: int = TRIPLE_BATCH) -> dict:
     """PGD success vs ε per network and goal, transfer from direct, and the gradient-masking check.
     Everything is stored as counts over ``n_images`` so shards add up."""
     x, y = ts.images, ts.labels
@@ -270,7 +271,8 @@ def run_robust(models, ts: TestSet, eps_255=EPS_255, steps: int = 10, batch_size
         for net in NETWORKS:
             victim = make_victim(models, net)
             for e in eps_list:
-                r = pgd(victim, x, y, goal, e, steps=steps, batch_size=batch_size, seed=0)
+                r = pgd(victim, x, y, goal, e, steps=steps, seed=0,
+                        batch_size=triple_batch_size if net.startswith("triple") else batch_size)
                 pgd_counts[goal][net].append(int(r.success.sum()))
                 if net == "direct":
                     transfer["pgd"][goal]["direct"].append(int(r.success.sum()))
@@ -279,7 +281,7 @@ def run_robust(models, ts: TestSet, eps_255=EPS_255, steps: int = 10, batch_size
                 bar(1)
         st = make_victim(models, "triple", MASKING_THETA, straight_through=True)
         for e in eps_list:
-            r = pgd(st, x, y, goal, e, steps=steps, batch_size=batch_size, seed=0)
+            r = pgd(st, x, y, goal, e, steps=steps, batch_size=triple_batch_size, seed=0)
             masking[goal][f"triple@{MASKING_THETA}+st"].append(int(r.success.sum()))
             bar(1)
         direct = make_victim(models, "direct")
@@ -501,7 +503,8 @@ def _model_shas(models) -> dict:
 def run(what: str, n_per_class: int, *, models=None, testset: TestSet | None = None, max_steps: int = 10_000,
         shard_spec: tuple[int, int] = (0, 1), out: Path | str = DEFAULT_OUT, batch_size: int = 64,
         pgd_steps: int = 10, robust_n_per_class: int | None = None, figures: bool = True, png: bool = True,
-        progress: bool = True, command: str | None = None, notes: list[str] | None = None) -> dict:
+        progress: bool = True, command: str | None = None, notes: list[str] | None = None,
+        triple_batch_size: int = TRIPLE_BATCH) -> dict:
     """Run ``what`` ∈ {fig4, fig5, fig6, robust, all} and write the files; returns the summary."""
     t_start = time.time()
     out = Path(out)
@@ -509,7 +512,7 @@ def run(what: str, n_per_class: int, *, models=None, testset: TestSet | None = N
     models = models if models is not None else checkpoints.load_models()
     meta = _meta({"n_per_class": n_per_class, "max_steps": max_steps, "shard": list(shard_spec),
                   "command": command or "python -m aimeye experiment " + " ".join(sys.argv[2:]),
-                  "batch_size": batch_size, "checkpoints_sha256": _model_shas(models), "notes": notes or []})
+                  "batch_size": batch_size, "triple_batch_size": triple_batch_size, "checkpoints_sha256": _model_shas(models), "notes": notes or []})
     old = _read_json(out / "attacks.json")
     keep_old = old is not None and all(old["meta"].get(k) == meta[k] for k in ("n_per_class", "max_steps", "shard"))
     if what == "robust" and old is not None and not keep_old:
@@ -537,7 +540,7 @@ def run(what: str, n_per_class: int, *, models=None, testset: TestSet | None = N
     steps_total = dict(old["meta"].get("image_steps", {})) if keep_old else {}
     for goal in goals:
         t0 = time.time()
-        new_rows, g, image_steps = run_goal(models, kept, goal, max_steps, batch_size, progress)
+        new_rows, g, image_steps = run_goal(models, kept, goal, max_steps, batch_size, progress, triple_batch_size)
         rows = [r for r in rows if r["goal"] != goal] + new_rows
         if goal == "fp":
             gallery = g
@@ -549,7 +552,7 @@ def run(what: str, n_per_class: int, *, models=None, testset: TestSet | None = N
         if robust_n_per_class is not None and robust_n_per_class < n_per_class:
             rts = kept.select(kept.indices < 4 * robust_n_per_class)
         robust = run_robust(models, rts, steps=pgd_steps, batch_size=batch_size, max_steps=max_steps,
-                            progress=progress)
+                            progress=progress, triple_batch_size=triple_batch_size)
         robust["indices"] = [int(i) for i in rts.indices]
         robust["meta"] = {"n_per_class": n_per_class, "robust_n_per_class": robust_n_per_class or n_per_class,
                           "max_steps": max_steps, "shard": list(shard_spec), "filter": filt}
@@ -619,7 +622,7 @@ def cmd_experiment(args):
         summary = run(args.what, args.n_per_class, models=models, max_steps=args.max_steps, shard_spec=(i, k),
                       out=out, batch_size=args.batch, pgd_steps=args.pgd_steps,
                       robust_n_per_class=args.robust_n_per_class, png=not args.no_png, command=command,
-                      notes=args.note)
+                      notes=args.note, triple_batch_size=args.triple_batch)
     short = {g: {n: {"success": v["success_rate"], "median_steps": v["steps"]["median"],
                      "median_distortion": v["distortion"]["median"]} for n, v in summary[g].items()}
              for g in GOALS if g in summary}
@@ -641,7 +644,9 @@ def add_parser(subparsers):
         p.add_argument("--max-steps", type=int, default=10_000, help="FGSM step cap (the paper's code: 10,000)")
         p.add_argument("--shard", default=None, help="i/k: attack every k-th image starting at the i-th")
         p.add_argument("--out", default=None, help=f"output directory (default {DEFAULT_OUT})")
-        p.add_argument("--batch", type=int, default=64, help="images attacked at once")
+        p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
+        p.add_argument("--triple-batch", type=int, default=TRIPLE_BATCH,
+                       help="images attacked at once on the triple network (small pools run fastest)")
         p.add_argument("--pgd-steps", type=int, default=10)
         p.add_argument("--robust-n-per-class", type=int, default=None,
                        help="attack only the first images of each class in `robust` (default: all)")

@@ -139,8 +139,8 @@ def main(argv=None):
     load = os.getloadavg()
     cold = cold_start(root, args.cold)
     models = load_models(root)
-    steps = [step_latency(models, "triple", args.steps, 1), step_latency(models, "triple", args.steps,
-                                                                         default_threads),
+    steps = [step_latency(models, "triple", args.steps, 1),
+             step_latency(models, "triple", min(args.steps, 20), default_threads),  # can be very slow: see notes
              step_latency(models, "direct", args.steps, 1)]
     analysis = analysis_latency(models, 10, 1)
     torch.set_num_threads(default_threads)
@@ -151,6 +151,10 @@ def main(argv=None):
                                                                                    os.getloadavg()],
         "cold_start": cold, "step": steps, "inspect_analysis": analysis,
         "targets": {"cold_start_s": 5.0, "triple_step_p95_ms": 300.0},
+        "notes": ("The app runs torch with one intra-op thread (aimeye.app_support.configure_torch). With torch's "
+                  "default on this 2-core machine, OpenMP's spinning threads collide with any other busy process "
+                  "(a training run, another session): a triple step then takes seconds instead of ~30 ms. "
+                  "OMP_WAIT_POLICY=PASSIVE softens it; one thread avoids it."),
         "meets_targets": {"cold_start": cold["median_s"] <= 5.0, "triple_step_p95": steps[0]["p95_ms"] <= 300.0},
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

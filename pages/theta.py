@@ -31,7 +31,8 @@ else:
     paper = metrics.get("paper_errors", {})
     m = st.columns(4)
     m[0].metric("error at θ", f"{100 * row['error']:.2f} %")
-    m[1].metric("rejected as none", f"{100 * row['rejection']:.2f} %")
+    m[1].metric("judged none", f"{100 * row['rejection']:.2f} %",
+                help="Share of all test scenes the network calls none; a quarter of them truly are none.")
     m[2].metric("direct classifier error", f"{100 * metrics.get('errors', {}).get('direct', float('nan')):.2f} %")
     near = min(A.PAPER_THETAS, key=lambda t: abs(t - theta))
     if f"triple@{near}" in paper:

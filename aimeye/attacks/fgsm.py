@@ -86,50 +86,59 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
     keys = theta_list or [None]
     nt = len(keys)
 
-    x_adv = x.clone()
     first = torch.full((n, nt), -1, dtype=torch.long)  # first step at which each θ's goal held
     x_at = x.unsqueeze(0).repeat(nt, 1, 1, 1, 1)  # the image at each θ's stop
     s_at = torch.zeros(nt, n, victim.n_outputs)
-    steps_done = torch.zeros(n, dtype=torch.long)
 
-    pending = torch.arange(n)  # unfinished images, in order; the pool is its head
+    # the pool: images being attacked now (at most batch_size), refilled from the queue as images finish
+    pool, queue = torch.arange(min(n, batch_size)), torch.arange(min(n, batch_size), n)
+    xp, sp, fp = x[pool].clone(), torch.zeros(len(pool), dtype=torch.long), first[pool].clone()
+    yp, tp = y[pool], tgt[pool]
+    sp_max = 0  # the most steps any pool image has taken (a Python int: no tensor op to test the cap)
     with torch.enable_grad():
-        while len(pending):
-            active = pending[:batch_size]
-            xa = x_adv[active].requires_grad_(True)
-            raw = victim.forward(xa)
-            s = victim.scores_of(raw).detach()
-            ya, sa = y[active], steps_done[active]
-            fa = first[active]
+        while len(pool):
+            xr = xp.requires_grad_(True)
+            raw = victim.forward(xr)
+            any_hit = False
             for j, th in enumerate(keys):
-                hit = goal_reached(victim.verdict_from(s, th), ya, goal) & (fa[:, j] < 0)
+                hit = goal_reached(victim.verdict_raw(raw.detach(), th), yp, goal)
+                if nt > 1:  # with one θ every pool image is still unfinished
+                    hit &= fp[:, j] < 0
                 if hit.any():
-                    rows = active[hit]
-                    first[rows, j] = sa[hit]
-                    fa[hit, j] = sa[hit]
-                    x_at[j, rows] = xa[hit].detach()
-                    s_at[j, rows] = s[hit]
-            fin = (fa >= 0).all(1) | (sa >= max_steps)
+                    any_hit = True
+                    rows = pool[hit]
+                    first[rows, j] = sp[hit]
+                    fp[hit, j] = sp[hit]
+                    x_at[j, rows] = xp[hit].detach()
+                    s_at[j, rows] = victim.scores_of(raw.detach()[hit])
+            fin = ((fp >= 0).all(1) | (sp >= max_steps)) if (any_hit or sp_max >= max_steps) else None
+            if fin is None or not fin.any():  # the common case: every image in the pool takes a step
+                g = input_grad(victim.loss_of(raw, tp, goal).sum(), xr)
+                xp = (xp.detach() - step * g.sign()).clamp_(0.0, 1.0)
+                sp += 1
+                sp_max += 1
+                continue
+            s = victim.scores_of(raw.detach())
+            for j in range(nt):  # failures: keep the last iterate
+                miss = fin & (fp[:, j] < 0)
+                if miss.any():
+                    x_at[j, pool[miss]] = xp[miss].detach()
+                    s_at[j, pool[miss]] = s[miss]
+            if progress is not None:
+                progress(int(fin.sum()))
             cont = ~fin
-            if fin.any():
-                for j in range(nt):  # failures: keep the last iterate
-                    miss = fin & (fa[:, j] < 0)
-                    if miss.any():
-                        x_at[j, active[miss]] = xa[miss].detach()
-                        s_at[j, active[miss]] = s[miss]
-                pending = torch.cat([active[cont], pending[batch_size:]])
-                if progress is not None:
-                    progress(int(fin.sum()))
-                if not cont.any():
-                    continue
-                loss = victim.loss_of(raw, tgt[active], goal)[cont].sum()
-                g = input_grad(loss, xa)[cont]
-                moved, xd = active[cont], xa.detach()[cont]
-            else:  # the common case: every image in the pool takes a step
-                g = input_grad(victim.loss_of(raw, tgt[active], goal).sum(), xa)
-                moved, xd = active, xa.detach()
-            x_adv[moved] = (xd - step * g.sign()).clamp_(0.0, 1.0)
-            steps_done[moved] += 1
+            if cont.any():
+                g = input_grad(victim.loss_of(raw, tp, goal)[cont].sum(), xr)[cont]
+                x_next = (xp.detach()[cont] - step * g.sign()).clamp_(0.0, 1.0)
+            else:
+                x_next = xp.detach()[cont]
+            new, queue = queue[:int(fin.sum())], queue[int(fin.sum()):]
+            pool = torch.cat([pool[cont], new])
+            xp = torch.cat([x_next, x[new]])
+            sp = torch.cat([sp[cont] + 1, torch.zeros(len(new), dtype=torch.long)])
+            fp = torch.cat([fp[cont], first[new]])
+            yp, tp = y[pool], tgt[pool]
+            sp_max = int(sp.max()) if len(sp) else 0
 
     results = {}
     for j, th in enumerate(keys):

@@ -96,6 +96,10 @@ class Victim:
     def verdict_from(self, scores: torch.Tensor, theta: float | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def verdict_raw(self, raw: torch.Tensor, theta: float | None = None) -> torch.Tensor:
+        """The verdict straight from the network's output (skips the softmax where it cannot matter)."""
+        return self.verdict_from(self.scores_of(raw), theta)
+
     # --- the public face -------------------------------------------------------------------
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Softmax probabilities (N,4) for the direct networks, scores (N,3) for the triple one."""
@@ -143,6 +147,9 @@ class DirectVictim(Victim):
 
     def verdict_from(self, scores, theta=None):
         return scores.argmax(1)
+
+    def verdict_raw(self, raw, theta=None):
+        return raw.argmax(1)  # softmax is monotone
 
     def loss_of(self, raw, target, goal):
         check_goal(goal)
