@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from aimeye import app_support as A
-from aimeye import checkpoints, evaluate, nets
+from aimeye import evaluate
 
 streamlit_testing = pytest.importorskip("streamlit.testing.v1")
 AppTest = streamlit_testing.AppTest
@@ -32,15 +32,6 @@ def keep_torch_threads():
     n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def fake_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for stage in checkpoints.STAGES:
-        checkpoints.save(stage, nets.build(stage), {"command": "test", "seed": 0, "wall_time_s": 0}, root=root)
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -20,16 +20,6 @@ from aimeye.scenes import generate
 
 
 @pytest.fixture(scope="module")
-def fake_root(tmp_path_factory):
-    """Untrained networks written as real checkpoints (the shipped ones may still be training)."""
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for stage in checkpoints.STAGES:
-        checkpoints.save(stage, nets.build(stage), {"command": "test", "seed": 0, "wall_time_s": 0}, root=root)
-    return root
-
-
-@pytest.fixture(scope="module")
 def models(fake_root):
     return checkpoints.load_models(fake_root)
 

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from aimeye import app_support as A
-from aimeye import checkpoints, nets
+from aimeye import checkpoints
 
 attacks = pytest.importorskip("aimeye.attacks")
 if not hasattr(attacks, "Stepper"):
@@ -26,12 +26,8 @@ STEPS = 5
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for stage in checkpoints.STAGES:
-        checkpoints.save(stage, nets.build(stage), {"command": "test", "seed": 0, "wall_time_s": 0}, root=root)
-    return checkpoints.load_models(root)
+def models(fake_root):
+    return checkpoints.load_models(fake_root)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from conftest import write_fake_checkpoints
 from PIL import Image
 
-from aimeye import checkpoints, nets
+from aimeye import checkpoints
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -46,11 +46,7 @@ def free_port() -> int:
 def checkpoint_root(tmp_path_factory) -> Path:
     if all(checkpoints.paths(s)[1].exists() for s in checkpoints.STAGES):
         return checkpoints.DEFAULT_DIR
-    root = tmp_path_factory.mktemp("ckpt")
-    torch.manual_seed(0)
-    for stage in checkpoints.STAGES:
-        checkpoints.save(stage, nets.build(stage), {"command": "test", "seed": 0, "wall_time_s": 0}, root=root)
-    return root
+    return write_fake_checkpoints(tmp_path_factory.mktemp("ckpt"))
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from conftest import write_fake_checkpoints
 
 import aimeye
 from aimeye import checkpoints, nets, train
@@ -107,14 +108,8 @@ def test_training_is_deterministic_and_resumable(tmp_path):
     assert a["command"].startswith("python -m aimeye train") and a["seed"] == 0
 
 
-def fake_checkpoints(root):
-    torch.manual_seed(0)
-    for s in STAGES:
-        checkpoints.save(s, nets.build(s), {"command": "test", "seed": 0, "wall_time_s": 0}, root)
-
-
 def test_checkpoint_round_trip_and_sha(tmp_path):
-    fake_checkpoints(tmp_path)
+    write_fake_checkpoints(tmp_path)
     m = checkpoints.load("direct", tmp_path)
     assert not m.training and not any(p.requires_grad for p in m.parameters())
     side = json.loads((tmp_path / "direct.json").read_text())
@@ -127,7 +122,7 @@ def test_checkpoint_round_trip_and_sha(tmp_path):
 def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):
     with pytest.raises(aimeye.CheckpointError, match="python -m aimeye train direct"):
         checkpoints.load("direct", tmp_path)
-    fake_checkpoints(tmp_path)
+    write_fake_checkpoints(tmp_path)
     w = tmp_path / "projector.safetensors"
     w.write_bytes(w.read_bytes()[:-100] + b"\0" * 100)
     with pytest.raises(aimeye.CheckpointError, match="sha256.*python -m aimeye train projector"):
