@@ -37,6 +37,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import dataclass
@@ -479,6 +480,25 @@ def write_readme(out: Path, summary: dict, robust: dict | None):
         lines += [(f"Robustness: {robust['n_images']} images, PGD with {robust['pgd_steps']} steps, one random "
                   "start, step 2.5·ε/steps, on a margin that is positive exactly when the goal holds under the "
                   "network's verdict rule (θ-aware for the triple network)."), ""]
+    if meta.get("timings_s"):
+        lines += ["Timings (s): " + ", ".join(f"{k} {v}" for k, v in meta["timings_s"].items())
+                  + "; FGSM image-steps: " + ", ".join(f"{k} {v:,}" for k, v in meta.get("image_steps", {}).items())
+                  + " (the triple network's θs share one trajectory; its steps count once).", ""]
+    for goal in GOALS:
+        if goal not in summary:
+            continue
+        lines += [f"{GOAL_TITLES[goal]}:", "", ("| network | success | steps median [2%, 98%] | "
+                  "distortion median [2%, 98%] |"), "|---|---|---|---|"]
+        for net, v in summary[goal].items():
+            st, d = v["steps"], v["distortion"]
+            if not st["n"]:
+                continue
+            lines.append(f"| {net} | {v['success_rate']:.1%} | {st['median']:g} [{st['p2']:g}, {st['p98']:g}] | "
+                         f"{d['median']:.4f} [{d['p2']:.4f}, {d['p98']:.4f}] |")
+        lines.append("")
+    ratio = summary.get("ratio_fp_median_distortion_triple0.7_over_direct")
+    if ratio is not None:
+        lines += [f"Median FP distortion, triple@0.7 / direct: {ratio:.2f}.", ""]
     notes = meta.get("notes")
     if notes:
         lines += ["Notes:", "", *[f"- {n}" for n in notes], ""]
@@ -511,7 +531,7 @@ def run(what: str, n_per_class: int, *, models=None, testset: TestSet | None = N
     out.mkdir(parents=True, exist_ok=True)
     models = models if models is not None else checkpoints.load_models()
     meta = _meta({"n_per_class": n_per_class, "max_steps": max_steps, "shard": list(shard_spec),
-                  "command": command or "python -m aimeye experiment " + " ".join(sys.argv[2:]),
+                  "command": command or "python -m aimeye experiment " + shlex.join(sys.argv[2:]),
                   "batch_size": batch_size, "triple_batch_size": triple_batch_size, "checkpoints_sha256": _model_shas(models), "notes": notes or []})
     old = _read_json(out / "attacks.json")
     keep_old = old is not None and all(old["meta"].get(k) == meta[k] for k in ("n_per_class", "max_steps", "shard"))
@@ -612,7 +632,7 @@ def merge(dirs: list[Path | str], out: Path | str = DEFAULT_OUT, figures: bool =
 # --- command line --------------------------------------------------------------------------------
 
 def cmd_experiment(args):
-    command = "python -m aimeye " + " ".join(sys.argv[1:]) if len(sys.argv) > 1 else None
+    command = "python -m aimeye " + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else None
     if args.what == "merge":
         summary = merge(args.dirs, args.out or DEFAULT_OUT, png=not args.no_png, command=command)
     else:

@@ -46,6 +46,7 @@ class NoStop:
     def __init__(self, victim):
         self.v = victim
         self.name, self.n_outputs, self.theta = victim.name, victim.n_outputs, victim.theta
+        self.batch_size = victim.batch_size
 
     def forward(self, x):
         return self.v.forward(x)

@@ -8,8 +8,11 @@ Prints the figures and writes benchmarks/results/models.json.
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import numpy as np
 import torch

@@ -9,8 +9,11 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from anywhere without installing
 
 import numpy as np
 

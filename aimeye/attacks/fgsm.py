@@ -66,7 +66,7 @@ def fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", eps: float = 8 / 
 
 
 def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=None, max_steps: int = 10_000,
-                   step: float = STEP, thetas=None, batch_size: int = 64,
+                   step: float = STEP, thetas=None, batch_size: int | None = None,
                    progress: Callable[[int], object] | None = None) -> AttackResult:
     """The paper's attack (§3.2) on a batch of images (N,1,64,64) in [0,1] with labels y (N,).
 
@@ -75,10 +75,12 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
     record every θ's stop along one trajectory (see the module docstring); the result's
     top-level fields are for ``victim.theta`` and ``per_theta`` holds each θ.
     ``progress(k)`` is called with the number of images that finished at each iteration.
+    ``batch_size``: the pool size (default: the victim's, 64 direct / 4 triple, the fastest on CPU).
     """
     check_goal(goal)
     x, y = _prep(x, y)
     n = len(x)
+    batch_size = batch_size or victim.batch_size
     tgt = resolve_target(y, goal, target)
     if thetas is not None and not isinstance(victim, TripleVictim):
         raise ValueError("thetas only applies to the triple-staged victim")

@@ -31,7 +31,7 @@ def default_alpha(eps: float, steps: int) -> float:
 
 
 def pgd(victim: Victim, x: torch.Tensor, y, goal: str, eps: float, steps: int = 40, alpha: float | None = None,
-        restarts: int = 1, seed: int = 0, target=None, batch_size: int = 64, early_stop: bool = True,
+        restarts: int = 1, seed: int = 0, target=None, batch_size: int | None = None, early_stop: bool = True,
         random_start: bool = True) -> AttackResult:
     """Untargeted (or, with ``target``, targeted) L∞ PGD toward ``goal`` ∈ {"fp", "fn"}.
 
@@ -41,6 +41,7 @@ def pgd(victim: Victim, x: torch.Tensor, y, goal: str, eps: float, steps: int = 
     check_goal(goal)
     x, y = _prep(x, y)
     n = len(x)
+    batch_size = batch_size or victim.batch_size
     eps = float(eps)
     alpha = default_alpha(eps, steps) if alpha is None else float(alpha)
     tgt = resolve_target(y, goal, target)

@@ -1,4 +1,5 @@
-"""The outcome of a batched attack (images in [0,1]); shared by :mod:`.fgsm` and :mod:`.pgd`."""
+"""The outcome of a batched attack, shared by :mod:`.fgsm` (Berntsen et al. §3.2, after Goodfellow et
+al. 2015) and :mod:`.pgd` (Madry et al. 2018). Images are in [0,1]."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Toy networks with closed-form behaviour, for tests and worked examples.
+"""Toy networks with closed-form behaviour, for testing the attacks of Berntsen et al. (§3.2) and
+Madry et al. (2018) by hand.
 
 Each toy reads the image (N,1,64,64) in [0,1] as three horizontal bands (rows
 0–20, 21–41, 42–63), one per object class; ``m_c`` is the mean of band c. The

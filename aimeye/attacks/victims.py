@@ -80,6 +80,7 @@ class Victim:
     n_outputs: int = 0
     theta: float | None = None
     has_explanation: bool = False
+    batch_size: int = 64  # the attack pool size that runs fastest on CPU (benchmarks/bench_attacks.py)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # differentiable in x
         raise NotImplementedError
@@ -178,6 +179,7 @@ class TripleVictim(Victim):
 
     n_outputs = nets.N_CLASSES
     has_explanation = True
+    batch_size = 4  # its comparator maps (3 classes × 55² × width) outgrow the caches in bigger pools
 
     def __init__(self, model, theta: float = 0.45, straight_through: bool = False, name: str | None = None):
         self.model, self.theta, self.straight_through = model, float(theta), bool(straight_through)
