@@ -62,7 +62,6 @@ def stage_metrics(stage: str, root=None, n: int = STAGE_EVAL_N) -> dict:
         return {"test_error": (logits.argmax(1) != s.labels).float().mean().item(), "n": n}
     if stage == "direct-param":
         m = checkpoints.load("direct-param", root)
-        out = [m(s.images[i:i + 256]) for i in range(0, n, 256)] if False else None
         with torch.no_grad():
             out = [m(s.images[i:i + 256]) for i in range(0, n, 256)]
         logits = torch.cat([o[0] for o in out])

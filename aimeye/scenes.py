@@ -27,6 +27,7 @@ CLASSES = (*BUILTIN, "none")
 NONE = len(BUILTIN)
 ROT_RANGE = 0.5
 SPLIT_CODE = {"train": 0, "test": 1}
+CACHE_VERSION = 1  # bump when the scene recipe changes, so stale on-disk caches are not reused
 
 
 def blend(fg_over_black: np.ndarray, alpha: np.ndarray, bg: np.ndarray) -> np.ndarray:
@@ -130,8 +131,6 @@ def make_scenes(n: int, split: str = "test", seed: int = 0, *, start: int = 0, c
         np.savez(path, **{f.name: getattr(scenes, f.name).numpy() for f in fields(Scenes)})
     return scenes
 
-
-CACHE_VERSION = 1
 
 
 class SceneStream(torch.utils.data.IterableDataset):

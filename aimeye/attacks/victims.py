@@ -15,7 +15,7 @@ is reached. Inputs are images (N,1,64,64) float32 in [0,1].
   (false positive) or zeros (false negative), the reference's EuclideanLoss.
 
 A victim never changes its model: no mode flips, no ``requires_grad_``, no
-``.backward()``. The clip bypass of the gradient-masking check is the
+backward pass into parameters (input gradients only). The clip bypass of the gradient-masking check is the
 ``straight_through=True`` argument of the triple network's forward pass.
 """
 
