@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_attacks, synthetic_robust
 from PIL import Image
 
 from aimeye import app_support as A
@@ -50,24 +51,9 @@ def results_root(tmp_path_factory, fake_root):
     res = root / "results"
     res.mkdir()
     E = pytest.importorskip("aimeye.experiments")
-    rows = []
-    for goal in ("fp", "fn"):
-        for net, scale in (("direct", 5), ("direct_param", 6), ("triple@0.2", 50), ("triple@0.45", 150),
-                           ("triple@0.7", 400)):
-            for i in range(20):
-                steps = int(rng.integers(1, 2 * scale))
-                rows.append({"goal": goal, "network": net, "index": i, "label": i % 3, "target": (i + 1) % 3,
-                             "theta": float(net.split("@")[1]) if "@" in net else None, "steps": steps,
-                             "success": True, "verdict": 0, "distortion": steps / 2000, "linf": steps / 255,
-                             "l2": 0.1, "ssim": 0.9, "scores": [0.1, 0.2, 0.3]})
+    rows = synthetic_attacks(rng)
+    robust = synthetic_robust()
     nets_ = E.NETWORKS
-    robust = {"n_images": 4, "eps_255": [0, 2, 8],
-              "pgd_success": {g: {n: [0, 2, 4] for n in nets_} for g in ("fp", "fn")},
-              "gradient_masking": {g: {"triple@0.45": [0, 2, 4], "triple@0.45+st": [0, 3, 4]} for g in ("fp", "fn")},
-              "transfer_from_direct": {
-                  "pgd": {g: {"direct": [0, 4, 4], "triple@0.7": [0, 0, 1]} for g in ("fp", "fn")},
-                  "fgsm": {g: {"direct": [0, 1, 3], "triple@0.7": [0, 0, 0]} for g in ("fp", "fn")},
-                  "iterative_fgsm": {g: {"direct": 4, "triple@0.7": 1} for g in ("fp", "fn")}}}
     filt = {"n_images": 100, "wrong": dict.fromkeys(nets_, 1), "kept": 95}
     summary = E.summarise(rows, filt, {"command": "python -m aimeye experiment all"}, robust)
     (res / "summary.json").write_text(json.dumps(summary))

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_attacks, synthetic_robust
 from PIL import Image
 
 from aimeye import app_support as A
@@ -429,31 +430,6 @@ def test_pipeline_dot():
 
 
 # ---------------------------------------------------------------- results
-
-
-def synthetic_attacks(rng=None) -> list[dict]:
-    """Rows shaped like ``python -m aimeye experiment``'s attacks.csv / attacks.json."""
-    rng = rng or np.random.default_rng(0)
-    rows = []
-    for goal in ("fp", "fn"):
-        for net, scale in (("direct", 5), ("direct_param", 6), ("triple@0.2", 50), ("triple@0.45", 150),
-                           ("triple@0.7", 400)):
-            for i in range(20):
-                steps = int(rng.integers(1, 2 * scale))
-                rows.append({"goal": goal, "network": net, "index": i, "label": i % 3, "target": (i + 1) % 3,
-                             "theta": float(net.split("@")[1]) if "@" in net else None, "steps": steps,
-                             "success": steps < 700, "verdict": 0, "distortion": steps / 2000, "linf": steps / 255,
-                             "l2": 0.1, "ssim": 0.9, "scores": [0.1, 0.2, 0.3]})
-    return rows
-
-
-def synthetic_robust() -> dict:
-    nets_ = ("direct", "direct_param", "triple@0.2", "triple@0.45", "triple@0.7")
-    return {"n_images": 4, "eps_255": [0, 2, 8], "pgd_success": {g: {n: [0, 2, 4] for n in nets_} for g in ("fp", "fn")},
-            "gradient_masking": {g: {"triple@0.45": [0, 2, 4], "triple@0.45+st": [0, 3, 4]} for g in ("fp", "fn")},
-            "transfer_from_direct": {"pgd": {g: {"direct": [0, 4, 4], "triple@0.7": [0, 0, 1]} for g in ("fp", "fn")},
-                                     "fgsm": {g: {"direct": [0, 1, 3], "triple@0.7": [0, 0, 0]} for g in ("fp", "fn")},
-                                     "iterative_fgsm": {g: {"direct": 4, "triple@0.7": 1} for g in ("fp", "fn")}}}
 
 
 def synthetic_summary() -> dict:

@@ -29,14 +29,7 @@ from aimeye.attacks import (
 )
 from aimeye.attacks.toys import BandClassifier, BandTriple, band_image, toy_models
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Toy-sized tensors gain nothing from threads, and the CPU may be shared."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small_triple():

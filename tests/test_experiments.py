@@ -11,13 +11,7 @@ from aimeye import cli, experiments
 from aimeye.attacks.toys import band_image, toy_models
 from aimeye.experiments import TestSet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def toy_test_set(n_per_class=3):
