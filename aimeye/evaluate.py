@@ -43,8 +43,12 @@ def projector_metrics(projector, n: int = 600) -> dict:
         p_img, p_alpha = projector(rot, cls)
     a, b = p_alpha > 0.5, alpha > 0.5
     iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).clamp_min(1).float())
-    return {"image_mae": (p_img - img).abs().mean().item(), "alpha_mae": (p_alpha - alpha).abs().mean().item(),
-            "alpha_iou": iou.mean().item(), "n": n}
+    mae = (p_img - img).abs().flatten(1).mean(1)
+    names = [CLASSES[c] for c in range(nets.N_CLASSES)]
+    return {"image_mae": mae.mean().item(), "alpha_mae": (p_alpha - alpha).abs().mean().item(),
+            "alpha_iou": iou.mean().item(), "n": n,
+            "image_mae_per_class": {k: mae[cls == c].mean().item() for c, k in enumerate(names)},
+            "alpha_iou_per_class": {k: iou[cls == c].mean().item() for c, k in enumerate(names)}}
 
 
 def rotation_mae(pred: torch.Tensor, true: torch.Tensor) -> float:
