@@ -6,8 +6,6 @@ import argparse
 import json
 import sys
 
-import torch
-
 STAGE_ORDER = ("direct", "direct-param", "estimator", "projector", "comparator")
 
 
@@ -53,7 +51,6 @@ def cmd_evaluate(args):
 
 
 def main(argv=None):
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     p = argparse.ArgumentParser(prog="python -m aimeye", description="The Artificial Mind's Eye")
     sub = p.add_subparsers(dest="cmd", required=True)
     s = sub.add_parser("sheet", help="contact sheet of every class, raw and blended")
