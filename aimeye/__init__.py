@@ -14,8 +14,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from .checkpoints import CheckpointError, load_models
 from .meshes import Mesh, MeshError, load_mesh_file
+from .paper import CLASSES, NONE
 from .render import render
-from .scenes import CLASSES, NONE, Scenes, make_scenes
+from .scenes import Scenes, make_scenes
 
 __all__ = ["CLASSES", "NONE", "CheckpointError", "Mesh", "MeshError", "Scenes", "load_mesh_file", "load_models",
            "make_scenes", "render"]

@@ -40,9 +40,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from . import checkpoints, nets
 from .backgrounds import Backgrounds
-from .evaluate import EVAL_SEED, PAPER_TABLE1, THETAS
+from .evaluate import EVAL_SEED
+from .paper import CLASSES, NONE, PAPER_TABLE1, ROT_RANGE, THETAS
 from .render import render_mesh, resolve_mesh
-from .scenes import CLASSES, NONE, ROT_RANGE, blend, generate
+from .scenes import blend, generate
 
 # ------------------------------------------------------------------ constants
 

@@ -21,7 +21,6 @@ from safetensors.torch import load_file, save_file
 from . import nets
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
-STAGES = ("direct", "direct-param", "estimator", "projector", "comparator")
 FP16_MIN_NUMEL = 4096
 
 

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-STAGE_ORDER = ("direct", "direct-param", "estimator", "projector", "comparator")
+from .paper import STAGES
 
 
 def cmd_sheet(args):
@@ -24,7 +24,7 @@ def cmd_sheet(args):
 def cmd_train(args):
     from . import train
 
-    stages = STAGE_ORDER if args.stage == "all" else (args.stage,)
+    stages = STAGES if args.stage == "all" else (args.stage,)
     command = train.main_command()
     for stage in stages:
         cfg = train.DEFAULTS[stage]
@@ -62,7 +62,7 @@ def main(argv=None):
     s.add_argument("--checkpoints", default=None)
     s.set_defaults(fn=cmd_sheet)
     t = sub.add_parser("train", help="train one stage or all five")
-    t.add_argument("stage", choices=(*STAGE_ORDER, "all"))
+    t.add_argument("stage", choices=(*STAGES, "all"))
     t.add_argument("--steps", type=int, default=None, help="override the number of steps")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--fresh", action="store_true", help="ignore a resumable state in runs/")
@@ -70,7 +70,7 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")
     e.add_argument("--n-per-class", type=int, default=2500)
-    e.add_argument("--stage", choices=STAGE_ORDER, default=None, help="only this stage's quality metrics")
+    e.add_argument("--stage", choices=STAGES, default=None, help="only this stage's quality metrics")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
     e.set_defaults(fn=cmd_evaluate)

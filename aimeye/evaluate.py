@@ -16,11 +16,9 @@ import torch
 from tqdm import tqdm
 
 from . import checkpoints, nets
-from .scenes import CLASSES, NONE, make_scenes
+from .paper import CLASSES, NONE, PAPER_TABLE1, THETAS
+from .scenes import make_scenes, projector_targets
 
-THETAS = (0.2, 0.45, 0.7)
-PAPER_TABLE1 = {"direct": 0.0001, "direct_param": 0.0001, "triple@0.2": 0.0134, "triple@0.45": 0.0057,
-                "triple@0.7": 0.0309}
 STAGE_EVAL_N = 1000
 EVAL_SEED = 1
 
@@ -32,9 +30,7 @@ def batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
 
 def held_out_renders(n: int, seed: int = 12345):
     """Rotations never drawn in training (another seed), rendered over black."""
-    from .train import render_batch
-
-    return render_batch(n, seed, 0)
+    return projector_targets(n, seed, 0)
 
 
 def projector_metrics(projector, n: int = 600) -> dict:
@@ -44,7 +40,7 @@ def projector_metrics(projector, n: int = 600) -> dict:
     a, b = p_alpha > 0.5, alpha > 0.5
     iou = ((a & b).flatten(1).sum(1).float() / (a | b).flatten(1).sum(1).clamp_min(1).float())
     mae = (p_img - img).abs().flatten(1).mean(1)
-    names = [CLASSES[c] for c in range(nets.N_CLASSES)]
+    names = [CLASSES[c] for c in range(nets.N_OBJECTS)]
     return {"image_mae": mae.mean().item(), "alpha_mae": (p_alpha - alpha).abs().mean().item(),
             "alpha_iou": iou.mean().item(), "n": n,
             "image_mae_per_class": {k: mae[cls == c].mean().item() for c, k in enumerate(names)},

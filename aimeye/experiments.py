@@ -49,9 +49,8 @@ import torch
 from . import checkpoints
 from .attacks import fgsm, iterative_fgsm, make_victim, pgd
 from .attacks.victims import goal_reached
-from .scenes import CLASSES, NONE
+from .paper import CLASSES, NONE, THETAS
 
-THETAS = (0.2, 0.45, 0.7)
 NETWORKS = ("direct", "direct_param", *(f"triple@{t}" for t in THETAS))
 GOALS = ("fp", "fn")
 EPS_255 = (0, 1, 2, 4, 8, 16, 32)

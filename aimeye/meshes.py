@@ -34,8 +34,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .paper import OBJECTS
+
 ASSET_DIR = Path(__file__).resolve().parent / "assets" / "meshes"
-BUILTIN = ("monkey", "penguin", "aeroplane")
+BUILTIN = OBJECTS  # the paper's three models, in label order
 SUPPORTED_TYPES = ("obj", "ply", "stl", "glb", "gltf")
 USER_ALBEDO = 0.8
 MAX_FACES = 1_000_000

@@ -28,9 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-N_CLASSES = 3  # object classes; label 3 is "none"
-ROT_RANGE = 0.5
-PATCH = 10
+from .paper import N_OBJECTS, PATCH, ROT_RANGE
 
 
 @dataclass
@@ -78,14 +76,14 @@ class DirectClassifier(AlexNetSmall):
     """Network 1: image → logits over (monkey, penguin, aeroplane, none)."""
 
     def __init__(self, cfg: AlexConfig | None = None):
-        super().__init__(cfg or AlexConfig(), N_CLASSES + 1)
+        super().__init__(cfg or AlexConfig(), N_OBJECTS + 1)
 
 
 class DirectParam(AlexNetSmall):
     """Network 2: image → (logits (N,4), rotation (N,3)); the rotation head only guides training."""
 
     def __init__(self, cfg: AlexConfig | None = None):
-        super().__init__(cfg or AlexConfig(dropout=0.0), N_CLASSES + 1)
+        super().__init__(cfg or AlexConfig(dropout=0.0), N_OBJECTS + 1)
         self.param_head = nn.Linear(self.head.in_features, 3)
 
     def forward(self, x):
@@ -95,7 +93,7 @@ class DirectParam(AlexNetSmall):
 
 def class_planes(cls: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Constant one-hot planes (N,3,H,W) for class indices ``cls`` (N,)."""
-    onehot = F.one_hot(cls, N_CLASSES).to(like.dtype)
+    onehot = F.one_hot(cls, N_OBJECTS).to(like.dtype)
     return onehot[:, :, None, None].expand(-1, -1, like.shape[-2], like.shape[-1])
 
 
@@ -107,7 +105,7 @@ def clip_rotation(p: torch.Tensor, straight_through: bool = False) -> torch.Tens
 
 
 # thinner than the classifiers: it runs three times in every triple-staged pass
-ESTIMATOR_CONFIG = AlexConfig(in_channels=1 + N_CLASSES, widths=(16, 32, 64, 64, 32), fc=256, dropout=0.0)
+ESTIMATOR_CONFIG = AlexConfig(in_channels=1 + N_OBJECTS, widths=(16, 32, 64, 64, 32), fc=256, dropout=0.0)
 
 
 class Estimator(AlexNetSmall):
@@ -136,7 +134,7 @@ class Projector(nn.Module):
         cfg = cfg or ProjectorConfig()
         self.cfg = cfg
         self.fc = nn.Sequential(
-            nn.Linear(3 + N_CLASSES, cfg.hidden), nn.LeakyReLU(0.1),
+            nn.Linear(3 + N_OBJECTS, cfg.hidden), nn.LeakyReLU(0.1),
             nn.Linear(cfg.hidden, cfg.hidden), nn.LeakyReLU(0.1),
             nn.Linear(cfg.hidden, cfg.base * 64), nn.LeakyReLU(0.1),
         )
@@ -149,7 +147,7 @@ class Projector(nn.Module):
         self.out = nn.Conv2d(cin, 2, 3, padding=1)
 
     def forward(self, params, cls):
-        z = torch.cat([params / ROT_RANGE, F.one_hot(cls, N_CLASSES).to(params.dtype)], 1)
+        z = torch.cat([params / ROT_RANGE, F.one_hot(cls, N_OBJECTS).to(params.dtype)], 1)
         h = self.fc(z).view(-1, self.cfg.base, 8, 8)
         o = self.out(self.up(h))
         alpha = torch.sigmoid(o[:, 1:2])
@@ -212,7 +210,7 @@ class Explanation:
 def verdict_from_scores(scores: torch.Tensor, theta: float) -> torch.Tensor:
     """argmax class if any score ≥ θ, else none (3)."""
     best, arg = scores.max(1)
-    return torch.where(best >= theta, arg, torch.full_like(arg, N_CLASSES))
+    return torch.where(best >= theta, arg, torch.full_like(arg, N_OBJECTS))
 
 
 class TripleStaged(nn.Module):
@@ -227,8 +225,8 @@ class TripleStaged(nn.Module):
 
     def explain(self, x: torch.Tensor, straight_through: bool = False) -> Explanation:
         n = x.shape[0]
-        cls = torch.arange(N_CLASSES, device=x.device).repeat_interleave(n)  # class-major
-        xr = x.repeat(N_CLASSES, 1, 1, 1)
+        cls = torch.arange(N_OBJECTS, device=x.device).repeat_interleave(n)  # class-major
+        xr = x.repeat(N_OBJECTS, 1, 1, 1)
         rot = self.estimator(xr, cls, straight_through)
         proj, alpha = self.projector(rot, cls)
         sim = torch.sigmoid(self.comparator(xr, proj, alpha))
@@ -236,7 +234,7 @@ class TripleStaged(nn.Module):
         scores = weighted_score(sim, abar)
 
         def per_class(t):  # (3N, ...) → (N, 3, ...), dropping a channel axis of 1
-            t = t.reshape(N_CLASSES, n, *t.shape[1:]).transpose(0, 1)
+            t = t.reshape(N_OBJECTS, n, *t.shape[1:]).transpose(0, 1)
             return t[:, :, 0] if t.dim() == 5 else t
 
         return Explanation(per_class(rot), per_class(proj), per_class(alpha), per_class(sim),

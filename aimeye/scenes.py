@@ -20,12 +20,10 @@ import numpy as np
 import torch
 
 from .backgrounds import Backgrounds
-from .meshes import BUILTIN, Mesh, load_builtin
+from .meshes import Mesh, load_builtin
+from .paper import CLASSES, NONE, OBJECTS, ROT_RANGE
 from .render import render_mesh
 
-CLASSES = (*BUILTIN, "none")
-NONE = len(BUILTIN)
-ROT_RANGE = 0.5
 SPLIT_CODE = {"train": 0, "test": 1}
 CACHE_VERSION = 1  # bump when the scene recipe changes, so stale on-disk caches are not reused
 
@@ -131,6 +129,23 @@ def make_scenes(n: int, split: str = "test", seed: int = 0, *, start: int = 0, c
         np.savez(path, **{f.name: getattr(scenes, f.name).numpy() for f in fields(Scenes)})
     return scenes
 
+
+def projector_targets(n: int, seed: int, step: int):
+    """The projector's training data: random classes and rotations rendered over black.
+
+    Returns (rotations (n,3), classes (n,), images (n,1,64,64), alphas (n,1,64,64)); a pure
+    function of (seed, step)."""
+    rng = np.random.default_rng([seed, 7, step])
+    cls = rng.integers(0, len(OBJECTS), n)
+    rot = rng.uniform(-ROT_RANGE, ROT_RANGE, (n, 3)).astype(np.float32)
+    img = np.zeros((n, 64, 64), np.float32)
+    alpha = np.zeros((n, 64, 64), np.float32)
+    for c in range(len(OBJECTS)):
+        sel = cls == c
+        if sel.any():
+            img[sel], alpha[sel] = render_mesh(load_builtin(OBJECTS[c]), rot[sel])
+    return (torch.from_numpy(rot), torch.from_numpy(cls), torch.from_numpy(img)[:, None],
+            torch.from_numpy(alpha)[:, None])
 
 
 class SceneStream(torch.utils.data.IterableDataset):

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 
 from .meshes import BUILTIN
+from .paper import NONE
 from .render import render_mesh, resolve_mesh
-from .scenes import NONE, generate
+from .scenes import generate
 from .viz import grid
 
 

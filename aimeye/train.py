@@ -18,15 +18,13 @@ from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from . import checkpoints, evaluate, nets
-from .meshes import BUILTIN
-from .render import render_mesh, resolve_mesh
-from .scenes import NONE, Scenes, make_scenes
+from .paper import NONE
+from .scenes import Scenes, make_scenes, projector_targets
 
 RUNS = Path("runs")
 
@@ -70,21 +68,6 @@ def pool_batch(cfg: TrainConfig, step: int, positives: bool = False) -> Scenes:
     return pool[torch.randint(len(pool), (cfg.batch,), generator=_generator(cfg.seed, step))]
 
 
-def render_batch(n: int, seed: int, step: int):
-    """Projector targets: random classes and rotations, rendered over black."""
-    rng = np.random.default_rng([seed, 7, step])
-    cls = rng.integers(0, len(BUILTIN), n)
-    rot = rng.uniform(-0.5, 0.5, (n, 3)).astype(np.float32)
-    img = np.zeros((n, 64, 64), np.float32)
-    alpha = np.zeros((n, 64, 64), np.float32)
-    for c in range(len(BUILTIN)):
-        sel = cls == c
-        if sel.any():
-            img[sel], alpha[sel] = render_mesh(resolve_mesh(c), rot[sel])
-    return (torch.from_numpy(rot), torch.from_numpy(cls), torch.from_numpy(img)[:, None],
-            torch.from_numpy(alpha)[:, None])
-
-
 # --- losses: (model, cfg, step) -> (loss, logs) -------------------------------------------
 
 def loss_direct(model, cfg, step):
@@ -111,7 +94,7 @@ def loss_estimator(model, cfg, step):
 
 
 def loss_projector(model, cfg, step):
-    rot, cls, img, alpha = render_batch(cfg.batch, cfg.seed, step)
+    rot, cls, img, alpha = projector_targets(cfg.batch, cfg.seed, step)
     p_img, p_alpha = model(rot, cls)
     l1 = (p_img - img).abs().mean()
     bce = F.binary_cross_entropy(p_alpha.clamp(1e-6, 1 - 1e-6), alpha)
@@ -125,9 +108,9 @@ def comparator_pairs(cfg, step, estimator, projector):
     same = pool_batch(TrainConfig(steps=0, batch=half, seed=cfg.seed, pool=cfg.pool), 2 * step, positives=True)
     diff = pool_batch(TrainConfig(steps=0, batch=cfg.batch - half, seed=cfg.seed, pool=cfg.pool), 2 * step + 1)
     g = _generator(cfg.seed + 1, step)
-    shift = torch.randint(1, nets.N_CLASSES, (len(diff),), generator=g)
-    any_cls = torch.randint(0, nets.N_CLASSES, (len(diff),), generator=g)
-    wrong = torch.where(diff.labels == NONE, any_cls, (diff.labels + shift) % nets.N_CLASSES)
+    shift = torch.randint(1, nets.N_OBJECTS, (len(diff),), generator=g)
+    any_cls = torch.randint(0, nets.N_OBJECTS, (len(diff),), generator=g)
+    wrong = torch.where(diff.labels == NONE, any_cls, (diff.labels + shift) % nets.N_OBJECTS)
     x = torch.cat([same.images, diff.images])
     cls = torch.cat([same.labels, wrong])
     target = torch.cat([torch.ones(len(same)), torch.zeros(len(diff))])

@@ -8,7 +8,8 @@ from PIL import Image
 import aimeye
 from aimeye import backgrounds as bgmod
 from aimeye.backgrounds import Backgrounds
-from aimeye.scenes import NONE, SceneStream, blend, generate, make_scenes
+from aimeye.paper import NONE
+from aimeye.scenes import SceneStream, blend, generate, make_scenes
 
 
 def test_blending_maths():

@@ -25,15 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import nets
-
-NONE = nets.N_CLASSES  # label 3
-GOALS = ("fp", "fn")
-NETWORKS = ("direct", "direct_param", "triple")
+from ..paper import GOALS, NETWORKS, NONE
 
 
 def check_goal(goal: str) -> str:
     if goal not in GOALS:
-        raise ValueError(f"goal must be one of {GOALS}, got {goal!r}")
+        raise ValueError(f"goal must be one of {tuple(GOALS)}, got {goal!r}")
     return goal
 
 
@@ -54,12 +51,12 @@ def resolve_target(y: torch.Tensor, goal: str, target=None) -> torch.Tensor:
     if goal == "fn":
         return torch.full_like(y, NONE)
     if target is None:
-        return (y + 1) % nets.N_CLASSES
+        return (y + 1) % nets.N_OBJECTS
     t = torch.as_tensor(target).long().reshape(-1)
     t = t.expand_as(y).clone() if t.numel() == 1 else t
     if t.shape != y.shape:
         raise ValueError(f"target has shape {tuple(t.shape)}, labels {tuple(y.shape)}")
-    if ((t < 0) | (t >= nets.N_CLASSES) | (t == y)).any():
+    if ((t < 0) | (t >= nets.N_OBJECTS) | (t == y)).any():
         raise ValueError("a false-positive target must be another object class (0, 1 or 2, ≠ y)")
     return t
 
@@ -177,7 +174,7 @@ class DirectVictim(Victim):
 class TripleVictim(Victim):
     """The triple-staged network at threshold θ. ``model(x)`` → scores (N,3)."""
 
-    n_outputs = nets.N_CLASSES
+    n_outputs = nets.N_OBJECTS
     has_explanation = True
     batch_size = 4  # its comparator maps (3 classes × 55² × width) outgrow the caches in bigger pools
 
@@ -208,7 +205,7 @@ class TripleVictim(Victim):
         if goal == "fn":
             t = torch.zeros_like(raw)
         else:
-            t = F.one_hot(target.to(raw.device), nets.N_CLASSES).to(raw.dtype)
+            t = F.one_hot(target.to(raw.device), nets.N_OBJECTS).to(raw.dtype)
         return 0.5 * ((raw - t) ** 2).sum(1)
 
     def margin_of(self, raw, y, goal, target=None, theta=None):
