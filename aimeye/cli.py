@@ -22,32 +22,51 @@ def cmd_sheet(args):
 
 
 def cmd_train(args):
-    from . import train
+    from dataclasses import replace
+
+    from . import runtime, train
 
     stages = STAGES if args.stage == "all" else (args.stage,)
     command = train.main_command()
-    for stage in stages:
-        cfg = train.DEFAULTS[stage]
-        if args.steps:
-            cfg = train.TrainConfig(**{**cfg.__dict__, "steps": args.steps})
-        if args.seed is not None:
-            cfg = train.TrainConfig(**{**cfg.__dict__, "seed": args.seed})
-        sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command)
-        print(json.dumps({"stage": stage, "wall_time_s": sidecar["wall_time_s"], "metrics": sidecar.get("metrics")}))
+    ranks = runtime.start(args.device, args.threads)
+    try:
+        for stage in stages:
+            overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch", args.batch))
+                         if v is not None}
+            cfg = replace(train.DEFAULTS[stage], **overrides)
+            sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command, ranks=ranks)
+            if ranks.main:
+                print(json.dumps({"stage": stage, "wall_time_s": sidecar["wall_time_s"],
+                                  "metrics": sidecar.get("metrics")}))
+    finally:
+        runtime.stop(ranks)
 
 
 def cmd_evaluate(args):
-    from . import evaluate
+    from . import evaluate, runtime
 
     if args.stage:
         print(json.dumps(evaluate.stage_metrics_to_sidecar(args.stage, args.checkpoints)["metrics"], indent=1))
         return
     from .checkpoints import load_models
 
-    result = evaluate.table1(args.n_per_class, load_models(args.checkpoints))
-    path = evaluate.write_metrics(result, args.out)
-    print(json.dumps({"errors": result["errors"], "paper": result["paper_errors"]}, indent=1))
-    print(f"wrote {path}")
+    ranks = runtime.start(args.device, args.threads)
+    try:
+        result = evaluate.table1(args.n_per_class, load_models(args.checkpoints), ranks=ranks)
+        if ranks.main:
+            path = evaluate.write_metrics(result, args.out)
+            print(json.dumps({"errors": result["errors"], "paper": result["paper_errors"]}, indent=1))
+            print(f"wrote {path}")
+    finally:
+        runtime.stop(ranks)
+
+
+def add_device_args(p):
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA when PyTorch sees a GPU, else the CPU")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch threads per process (default 1: robust when the cores are shared; "
+                        "use torchrun --nproc_per_node K for K cores)")
 
 
 def main(argv=None):
@@ -64,15 +83,18 @@ def main(argv=None):
     t = sub.add_parser("train", help="train one stage or all five")
     t.add_argument("stage", choices=(*STAGES, "all"))
     t.add_argument("--steps", type=int, default=None, help="override the number of steps")
+    t.add_argument("--batch", type=int, default=None, help="override the global batch (split across torchrun ranks)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--fresh", action="store_true", help="ignore a resumable state in runs/")
     t.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/)")
+    add_device_args(t)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")
     e.add_argument("--n-per-class", type=int, default=2500)
     e.add_argument("--stage", choices=STAGES, default=None, help="only this stage's quality metrics")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
+    add_device_args(e)
     e.set_defaults(fn=cmd_evaluate)
     try:
         from .experiments import add_parser
@@ -80,7 +102,15 @@ def main(argv=None):
     except ImportError:
         pass
     args = p.parse_args(argv)
-    args.fn(args)
+    from .checkpoints import CheckpointError
+    from .runtime import DeviceError
+
+    try:
+        args.fn(args)
+    except (DeviceError, CheckpointError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ README and the app show.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from pathlib import Path
@@ -15,8 +16,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import checkpoints, nets
-from .paper import CLASSES, NONE, PAPER_TABLE1, THETAS
+from . import checkpoints, nets, runtime
+from .paper import CLASSES, NONE, PAPER_TABLE1, STAGES, THETAS
 from .scenes import make_scenes, projector_targets
 
 STAGE_EVAL_N = 1000
@@ -110,31 +111,40 @@ def theta_sweep(scores: torch.Tensor, labels: torch.Tensor, thetas=None) -> list
     return rows
 
 
-def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: int = 250) -> dict:
-    """Error rates of every network on held-out test scenes (Table 1) plus the θ sweep."""
+def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: int = 250,
+           ranks: runtime.Ranks | None = None) -> dict:
+    """Error rates of every network on held-out test scenes (Table 1) plus the θ sweep. Under
+    torchrun each rank scores its slice of the scenes and every rank returns the whole table."""
     models = models or checkpoints.load_models()
+    ranks = ranks or runtime.Ranks()
+    dev = ranks.device
+    direct, dparam, triple = (m if dev.type == "cpu" else copy.deepcopy(m).to(dev)
+                              for m in (models.direct, models.direct_param, models.triple))
     t0 = time.time()
-    s = make_scenes(4 * n_per_class, "test", seed)
+    mine = ranks.slice(4 * n_per_class)
+    s = make_scenes(len(mine), "test", seed, start=mine.start)
     gen_s = time.time() - t0
-    direct, dparam, scores = [], [], []
+    out = {"direct": [], "direct_param": [], "scores": []}
     with torch.no_grad():
-        for i in tqdm(range(0, len(s), batch), desc="evaluate"):
-            x = s.images[i:i + batch]
-            direct.append(models.direct(x).argmax(1))
-            dparam.append(models.direct_param(x)[0].argmax(1))
-            scores.append(models.triple(x))
-    direct, dparam, scores = torch.cat(direct), torch.cat(dparam), torch.cat(scores)
-    y = s.labels
-    errors = {"direct": (direct != y).float().mean().item(), "direct_param": (dparam != y).float().mean().item()}
-    for t in THETAS:
-        errors[f"triple@{t}"] = (nets.verdict_from_scores(scores, t) != y).float().mean().item()
+        for i in tqdm(range(0, len(s), batch), desc="evaluate", disable=not ranks.main):
+            x = s.images[i:i + batch].to(dev)
+            out["direct"].append(direct(x).argmax(1).cpu())
+            out["direct_param"].append(dparam(x)[0].argmax(1).cpu())
+            out["scores"].append(triple(x).cpu())
+    pred = {k: runtime.gather_cat(torch.cat(v), ranks) for k, v in out.items()}
+    y = runtime.gather_cat(s.labels, ranks)
+    scores = pred.pop("scores")
+    pred |= {f"triple@{t}": nets.verdict_from_scores(scores, t) for t in THETAS}
     return {
         "n_per_class": n_per_class, "classes": list(CLASSES), "split": "test", "seed": seed,
-        "errors": errors, "paper_errors": PAPER_TABLE1,
-        "confusion": {"direct": confusion(direct, y), "direct_param": confusion(dparam, y),
-                      **{f"triple@{t}": confusion(nets.verdict_from_scores(scores, t), y) for t in THETAS}},
+        "errors": {k: (v != y).float().mean().item() for k, v in pred.items()},
+        "counts": {k: int((v != y).sum()) for k, v in pred.items()},
+        "paper_errors": PAPER_TABLE1,
+        "confusion": {k: confusion(v, y) for k, v in pred.items()},
         "theta_sweep": theta_sweep(scores, y),
         "seconds": round(time.time() - t0, 1), "scene_seconds": round(gen_s, 1),
+        "device": str(dev), "processes": ranks.world,
+        "checkpoints_sha256": {st: checkpoints.read_sidecar(st, models.root).get("sha256") for st in STAGES},
     }
 
 
