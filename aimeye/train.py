@@ -49,11 +49,11 @@ class TrainConfig:
 
 
 DEFAULTS = {
-    "direct": TrainConfig(steps=600),
-    "direct-param": TrainConfig(steps=600),
-    "estimator": TrainConfig(steps=2400),
-    "projector": TrainConfig(steps=2400, batch=64),
-    "comparator": TrainConfig(steps=1200, batch=48),
+    "direct": TrainConfig(steps=700),
+    "direct-param": TrainConfig(steps=700),
+    "estimator": TrainConfig(steps=1800),
+    "projector": TrainConfig(steps=1800, batch=64),
+    "comparator": TrainConfig(steps=1000, batch=48),
 }
 
 
