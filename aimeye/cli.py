@@ -34,7 +34,8 @@ def cmd_train(args):
             overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed), ("batch", args.batch))
                          if v is not None}
             cfg = replace(train.DEFAULTS[stage], **overrides)
-            sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command, ranks=ranks)
+            sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command, ranks=ranks,
+                                  evaluate_after=not args.no_eval)
             if ranks.main:
                 print(json.dumps({"stage": stage, "wall_time_s": sidecar["wall_time_s"],
                                   "metrics": sidecar.get("metrics")}))
@@ -87,6 +88,7 @@ def main(argv=None):
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--fresh", action="store_true", help="ignore a resumable state in runs/")
     t.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/)")
+    t.add_argument("--no-eval", action="store_true", help="skip the stage's test-scene evaluation")
     add_device_args(t)
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")

@@ -134,18 +134,24 @@ def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: i
     pred = {k: runtime.gather_cat(torch.cat(v), ranks) for k, v in out.items()}
     y = runtime.gather_cat(s.labels, ranks)
     scores = pred.pop("scores")
-    pred |= {f"triple@{t}": nets.verdict_from_scores(scores, t) for t in THETAS}
     return {
         "n_per_class": n_per_class, "classes": list(CLASSES), "split": "test", "seed": seed,
-        "errors": {k: (v != y).float().mean().item() for k, v in pred.items()},
-        "counts": {k: int((v != y).sum()) for k, v in pred.items()},
-        "paper_errors": PAPER_TABLE1,
-        "confusion": {k: confusion(v, y) for k, v in pred.items()},
-        "theta_sweep": theta_sweep(scores, y),
+        **error_table(pred, scores, y),
         "seconds": round(time.time() - t0, 1), "scene_seconds": round(gen_s, 1),
         "device": str(dev), "processes": ranks.world,
         "checkpoints_sha256": {st: checkpoints.read_sidecar(st, models.root).get("sha256") for st in STAGES},
     }
+
+
+def error_table(pred: dict[str, torch.Tensor], scores: torch.Tensor, y: torch.Tensor) -> dict:
+    """Table 1 from predictions: ``pred`` maps a network to its labels (N,), ``scores`` are the
+    triple-staged network's (N,3) class scores (judged at each paper θ), ``y`` the true labels."""
+    pred = dict(pred) | {f"triple@{t}": nets.verdict_from_scores(scores, t) for t in THETAS}
+    return {"errors": {k: (v != y).float().mean().item() for k, v in pred.items()},
+            "counts": {k: int((v != y).sum()) for k, v in pred.items()},
+            "paper_errors": PAPER_TABLE1,
+            "confusion": {k: confusion(v, y) for k, v in pred.items()},
+            "theta_sweep": theta_sweep(scores, y)}
 
 
 def write_metrics(result: dict, path: Path | str | None = None) -> Path:

@@ -1,0 +1,60 @@
+"""Table 1 and the θ sweep on hand-made predictions whose answers are known."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from aimeye import checkpoints, evaluate
+from aimeye.paper import NONE, STAGES
+
+Y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
+
+
+def test_error_table_counts_errors_confusions_and_theta_verdicts():
+    direct = torch.tensor([0, 1, 2, 3, 0, 1, 2, 0])  # one none called monkey
+    dparam = Y.clone()
+    scores = torch.tensor([[0.9, 0.1, 0.1], [0.1, 0.5, 0.1], [0.1, 0.1, 0.3], [0.0, 0.0, 0.0],
+                           [0.8, 0.0, 0.0], [0.0, 0.9, 0.0], [0.0, 0.0, 0.6], [0.0, 0.25, 0.0]])
+    t = evaluate.error_table({"direct": direct, "direct_param": dparam}, scores, Y)
+    assert t["counts"] == {"direct": 1, "direct_param": 0,
+                           "triple@0.2": 1,  # the last none (0.25 ≥ 0.2) is accepted as a penguin
+                           "triple@0.45": 1,  # the aeroplane at 0.3 is rejected
+                           "triple@0.7": 3}  # the penguin at 0.5 and both aeroplanes (0.3, 0.6) are rejected
+    assert t["errors"]["direct"] == 1 / 8 and t["errors"]["triple@0.7"] == 3 / 8
+    assert t["confusion"]["direct"][NONE][0] == 1 and sum(map(sum, t["confusion"]["direct"])) == 8
+    assert t["confusion"]["triple@0.2"][NONE][1] == 1
+    sweep = {round(r["theta"], 2): r for r in t["theta_sweep"]}
+    assert sweep[0.0]["rejection"] == 0.0 and sweep[1.0]["rejection"] == 1.0
+    assert sweep[0.45]["error"] == t["errors"]["triple@0.45"]
+
+
+class Replay(nn.Module):
+    """A stub network that returns prepared outputs in call order (it ignores its input)."""
+
+    def __init__(self, outputs: torch.Tensor, pair: bool = False):
+        super().__init__()
+        self.outputs, self.pair, self.at = outputs, pair, 0
+
+    def forward(self, x):
+        out = self.outputs[self.at:self.at + len(x)]
+        self.at += len(x)
+        return (out, None) if self.pair else out
+
+
+def test_table1_scores_the_held_out_scenes_in_order(tmp_path):
+    """make_scenes labels scene i as i % 4, so stubs that replay one-hot labels are perfect, and
+    triple scores of 0.5 on the true object make exactly the objects fail at θ = 0.7."""
+    n_per_class = 3
+    y = torch.arange(4 * n_per_class) % 4
+    onehot = torch.nn.functional.one_hot(y, 4).float()
+    scores = onehot[:, :3] * 0.5
+    root = tmp_path
+    for stage in STAGES:
+        (root / f"{stage}.json").write_text('{"sha256": "test"}')
+    models = checkpoints.Models(Replay(onehot), Replay(onehot, pair=True), Replay(scores), root)
+    t = evaluate.table1(n_per_class, models, batch=5)
+    assert t["counts"] == {"direct": 0, "direct_param": 0, "triple@0.2": 0, "triple@0.45": 0,
+                           "triple@0.7": 3 * n_per_class}
+    assert t["n_per_class"] == n_per_class and t["processes"] == 1
+    assert t["checkpoints_sha256"]["direct"] == "test"

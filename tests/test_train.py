@@ -1,0 +1,147 @@
+"""The training loop on toy widths: every stage learns, runs are deterministic and resumable, and
+two gloo processes under torchrun train the same model as one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from aimeye import checkpoints, nets, runtime, train
+from aimeye.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parent.parent
+TOY = {  # toy widths: a training step costs milliseconds
+    "direct": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "direct-param": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "estimator": {"in_channels": 4, "widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "projector": {"hidden": 16, "base": 4, "widths": [4, 4, 4]},
+    "comparator": {"widths": [4, 4]},
+}
+CFG = train.TrainConfig(steps=3, batch=8, lr=3e-3, warmup=1, ckpt_every=2)
+
+
+def toy_frozen_stages(root: Path):
+    """Tiny estimator and projector checkpoints for the comparator to train against."""
+    for stage in ("estimator", "projector"):
+        train.train(stage, replace(CFG, steps=1), root=root, runs=root / "runs", evaluate_after=False,
+                    model_config=TOY[stage])
+
+
+@pytest.mark.parametrize("stage", list(TOY))
+def test_each_stage_trains_and_ships_a_checkpoint(stage, tmp_path):
+    if stage == "comparator":
+        toy_frozen_stages(tmp_path)
+    sidecar = train.train(stage, CFG, root=tmp_path, runs=tmp_path / "runs", evaluate_after=False,
+                          model_config=TOY[stage])
+    assert sidecar["train_config"]["steps"] == 3 and sidecar["processes"] == 1
+    assert sidecar["device"] == "cpu" and sidecar["wall_time_s"] >= 0
+    log = [json.loads(line) for line in (tmp_path / "runs" / stage / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [0, 2] and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    model = checkpoints.load(stage, tmp_path)
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def test_the_loss_falls_over_a_few_steps_on_fresh_scenes():
+    torch.manual_seed(0)
+    model = nets.build("projector", TOY["projector"])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    cfg, ranks = replace(CFG, batch=16), runtime.Ranks()
+    batch = train.batch_projector(cfg, 0, ranks)
+    first = train.loss_projector(model, batch)[0].item()
+    for _ in range(15):
+        loss = train.loss_projector(model, batch)[0]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.8 * first
+
+
+def test_training_is_deterministic_and_resumes_where_it_stopped(tmp_path, monkeypatch):
+    def run(name):
+        return train.train("direct", CFG, root=tmp_path / name, runs=tmp_path / f"runs_{name}",
+                           evaluate_after=False, model_config=TOY["direct"])
+
+    a, b = run("a"), run("b")
+    assert a["sha256"] == b["sha256"]  # batch k is a pure function of (seed, k)
+    source, loss, needs = train.STAGES["direct"]
+
+    def interrupted(cfg, step, ranks, frozen=None):
+        if step == 2:
+            raise KeyboardInterrupt
+        return source(cfg, step, ranks, frozen)
+
+    monkeypatch.setitem(train.STAGES, "direct", (interrupted, loss, needs))
+    with pytest.raises(KeyboardInterrupt):
+        run("c")
+    assert torch.load(tmp_path / "runs_c" / "direct" / "state.pt", weights_only=True)["step"] == 2
+    monkeypatch.setitem(train.STAGES, "direct", (source, loss, needs))
+    assert run("c")["sha256"] == a["sha256"]
+    assert not (tmp_path / "runs_c" / "direct" / "state.pt").exists()
+
+
+def test_a_comparator_batch_has_same_and_harder_different_pairs(tmp_path):
+    toy_frozen_stages(tmp_path)
+    frozen = (checkpoints.load("estimator", tmp_path), checkpoints.load("projector", tmp_path))
+    x, proj, alpha, target = train.batch_comparator(replace(CFG, batch=24), 5, runtime.Ranks(), frozen)
+    assert x.shape == (24, 1, 64, 64) and proj.shape == alpha.shape == x.shape
+    assert target.tolist() == [1.0] * 12 + [0.0] * 12
+    loss, logs = train.loss_comparator(nets.build("comparator", TOY["comparator"]), (x, proj, alpha, target))
+    assert loss.item() > 0 and 0 <= logs["score_acc"] <= 1
+
+
+def test_rank_slices_tile_the_global_batch():
+    shares = [list(runtime.Ranks(r, 3).slice(10)) for r in range(3)]
+    assert [i for s in shares for i in s] == list(range(10)) and [len(s) for s in shares] == [3, 3, 4]
+
+
+WORKER = textwrap.dedent("""
+    import json, sys
+    from dataclasses import replace
+    from pathlib import Path
+    from aimeye import runtime, train
+    root, toy = Path(sys.argv[1]), json.loads(sys.argv[2])
+    ranks = runtime.start("cpu")
+    cfg = train.TrainConfig(steps=3, batch=8, lr=3e-3, warmup=1, ckpt_every=2)
+    train.train("comparator", cfg, root=root, runs=root / "runs", evaluate_after=False, model_config=toy,
+                ranks=ranks)
+    runtime.stop(ranks)
+""")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_under_torchrun_train_what_one_process_trains(tmp_path):
+    """The comparator has no BatchNorm, so DDP over 2 ranks (each half of every global batch, gradients
+    averaged) is the same optimisation as 1 process; only the order of float sums differs (tolerance 1e-5).
+    Stages with BatchNorm normalise per rank on the CPU (SyncBatchNorm needs CUDA), a documented difference."""
+    for d in ("one", "two"):
+        toy_frozen_stages(tmp_path / d)
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    toy = json.dumps(TOY["comparator"])
+    subprocess.run([sys.executable, str(script), str(tmp_path / "one"), toy], check=True, env=env, timeout=120)
+    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                    str(script), str(tmp_path / "two"), toy], check=True, env=env, timeout=180,
+                   capture_output=True)
+    one, two = checkpoints.load("comparator", tmp_path / "one"), checkpoints.load("comparator", tmp_path / "two")
+    assert checkpoints.read_sidecar("comparator", tmp_path / "two")["processes"] == 2
+    for (k, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=k)
+
+
+def test_cuda_without_a_gpu_is_a_clear_message_not_a_traceback(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert cli_main(["train", "direct", "--device", "cuda", "--steps", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "--device cpu" in err and "Traceback" not in err
+    with pytest.raises(runtime.DeviceError, match="unknown device"):
+        runtime.resolve_device("tpu")
+    assert runtime.resolve_device("auto").type == "cpu"
