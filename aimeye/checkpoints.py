@@ -97,12 +97,15 @@ def freeze(model: torch.nn.Module) -> torch.nn.Module:
 @dataclass
 class Models:
     """The shipped networks, shared read-only: ``direct(x)``, ``direct_param(x)``,
-    ``triple(x)``, ``triple.verdict(x, θ)``, ``triple.explain(x)``."""
+    ``triple(x)``, ``triple.verdict(x, θ)``, ``triple.explain(x)``; and, where their
+    checkpoints ship, the adversarially trained ``direct_at`` and ``triple_at``."""
 
     direct: nets.DirectClassifier
     direct_param: nets.DirectParam
     triple: nets.TripleStaged
     root: Path
+    direct_at: nets.DirectClassifier | None = None
+    triple_at: nets.TripleStaged | None = None
 
     def sidecar(self, stage: str) -> dict:
         return read_sidecar(stage, self.root)
@@ -112,11 +115,21 @@ _CACHE: dict[Path, Models] = {}
 _LOCK = threading.Lock()
 
 
+def _has(stage: str, root: Path) -> bool:
+    return all(p.exists() for p in paths(stage, root))
+
+
 def load_models(path: Path | str | None = None) -> Models:
-    """Load (once per directory) all five checkpoints into eval-mode, frozen models."""
+    """Load (once per directory) every shipped checkpoint into eval-mode, frozen models."""
     root = Path(path) if path else DEFAULT_DIR
     with _LOCK:
         if root not in _CACHE:
             triple = nets.TripleStaged(load("estimator", root), load("projector", root), load("comparator", root))
-            _CACHE[root] = Models(load("direct", root), load("direct-param", root), freeze(triple), root)
+            models = Models(load("direct", root), load("direct-param", root), freeze(triple), root)
+            if _has("direct-at", root):
+                models.direct_at = load("direct-at", root)
+            if _has("estimator-at", root) and _has("comparator-at", root):
+                models.triple_at = freeze(nets.TripleStaged(load("estimator-at", root), triple.projector,
+                                                            load("comparator-at", root)))
+            _CACHE[root] = models
         return _CACHE[root]

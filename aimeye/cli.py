@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from .paper import STAGES
+from .paper import AT_STAGES, STAGES
 
 
 def cmd_sheet(args):
@@ -26,7 +26,7 @@ def cmd_train(args):
 
     from . import runtime, train
 
-    stages = STAGES if args.stage == "all" else (args.stage,)
+    stages = {"all": STAGES, "all-at": AT_STAGES}.get(args.stage, (args.stage,))
     command = train.main_command()
     ranks = runtime.start(args.device, args.threads)
     try:
@@ -82,7 +82,8 @@ def main(argv=None):
     s.add_argument("--checkpoints", default=None)
     s.set_defaults(fn=cmd_sheet)
     t = sub.add_parser("train", help="train one stage or all five")
-    t.add_argument("stage", choices=(*STAGES, "all"))
+    t.add_argument("stage", choices=(*STAGES, *AT_STAGES, "all", "all-at"),
+                   help="one stage; 'all' = the paper's five, 'all-at' = the adversarially trained three")
     t.add_argument("--steps", type=int, default=None, help="override the number of steps")
     t.add_argument("--batch", type=int, default=None, help="override the global batch (split across torchrun ranks)")
     t.add_argument("--seed", type=int, default=None)
@@ -93,7 +94,7 @@ def main(argv=None):
     t.set_defaults(fn=cmd_train)
     e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")
     e.add_argument("--n-per-class", type=int, default=2500)
-    e.add_argument("--stage", choices=STAGES, default=None, help="only this stage's quality metrics")
+    e.add_argument("--stage", choices=(*STAGES, *AT_STAGES), default=None, help="only this stage's quality metrics")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
     add_device_args(e)

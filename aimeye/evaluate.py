@@ -58,8 +58,8 @@ def stage_metrics(stage: str, root=None, n: int = STAGE_EVAL_N) -> dict:
         return projector_metrics(checkpoints.load("projector", root))
     s = make_scenes(n, "test", EVAL_SEED)
     pos = s.labels != NONE
-    if stage == "direct":
-        logits = batched(checkpoints.load("direct", root), s.images)
+    if stage in ("direct", "direct-at"):
+        logits = batched(checkpoints.load(stage, root), s.images)
         return {"test_error": (logits.argmax(1) != s.labels).float().mean().item(), "n": n}
     if stage == "direct-param":
         m = checkpoints.load("direct-param", root)
@@ -69,14 +69,15 @@ def stage_metrics(stage: str, root=None, n: int = STAGE_EVAL_N) -> dict:
         params = torch.cat([o[1] for o in out]).clamp(-0.5, 0.5)
         return {"test_error": (logits.argmax(1) != s.labels).float().mean().item(),
                 "rotation_mae": rotation_mae(params[pos], s.rotations[pos]), "n": n}
-    if stage == "estimator":
-        est = checkpoints.load("estimator", root)
+    if stage in ("estimator", "estimator-at"):
+        est = checkpoints.load(stage, root)
         with torch.no_grad():
             pred = est(s.images[pos], s.labels[pos])
         return {"rotation_mae": rotation_mae(pred, s.rotations[pos]), "n": int(pos.sum())}
-    if stage == "comparator":
-        triple = nets.TripleStaged(checkpoints.load("estimator", root), checkpoints.load("projector", root),
-                                   checkpoints.load("comparator", root))
+    if stage in ("comparator", "comparator-at"):
+        at = stage.removeprefix("comparator")
+        triple = nets.TripleStaged(checkpoints.load("estimator" + at, root), checkpoints.load("projector", root),
+                                   checkpoints.load(stage, root))
         scores = batched(triple, s.images, 128)
         return {f"triple_error@{t}": (nets.verdict_from_scores(scores, t) != s.labels).float().mean().item()
                 for t in THETAS} | {"n": n}

@@ -255,9 +255,11 @@ ARCHITECTURES = {
     "projector": (Projector, ProjectorConfig),
     "comparator": (Comparator, ComparatorConfig),
 }
+ARCHITECTURES |= {f"{k}-at": ARCHITECTURES[k] for k in ("direct", "estimator", "comparator")}  # adversarially trained
 
 
 def default_config(stage: str):
+    stage = stage.removesuffix("-at")
     return {"direct": AlexConfig(), "direct-param": AlexConfig(dropout=0.0),
             "estimator": ESTIMATOR_CONFIG,
             "projector": ProjectorConfig(), "comparator": ComparatorConfig()}[stage]

@@ -25,6 +25,7 @@ GOALS = {"fp": "false positive: object → another object", "fn": "false negativ
 
 # --- networks ---------------------------------------------------------------------------------
 STAGES = ("direct", "direct-param", "estimator", "projector", "comparator")  # checkpoint files, in training order
+AT_STAGES = ("direct-at", "estimator-at", "comparator-at")  # adversarially trained (the paper's future work)
 NETWORKS = ("direct", "direct_param", "triple")  # what a user can attack or inspect
 NETWORK_LABELS = {"direct": "Direct CNN", "direct_param": "Direct CNN + rotation head", "triple": "Triple-staged",
                   "direct_at": "Direct CNN, adversarially trained",

@@ -20,6 +20,7 @@ import math
 import shlex
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,6 +30,7 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+from . import adversarial_training as adv
 from . import checkpoints, evaluate, nets, runtime
 from .paper import N_OBJECTS, NONE
 from .scenes import generate, projector_targets
@@ -54,6 +56,9 @@ DEFAULTS = {
     "estimator": TrainConfig(steps=1800),
     "projector": TrainConfig(steps=1800, batch=64),
     "comparator": TrainConfig(steps=1000, batch=48),
+    "direct-at": TrainConfig(steps=700),
+    "estimator-at": TrainConfig(steps=500, lr=5e-4, warmup=20),
+    "comparator-at": TrainConfig(steps=400, batch=32, lr=5e-4, warmup=20),
 }
 
 
@@ -112,14 +117,12 @@ def loss_projector(model, batch):
     return 10 * l1 + bce + dice.mean(), {"img_mae": l1.item(), "alpha_bce": bce.item(), "dice": dice.mean().item()}
 
 
-def batch_comparator(cfg, step, ranks, frozen):
-    """Query/projection pairs through the frozen stages 1–2 (the paper's §3.1 recipe, with harder
-    negatives): half *same* (an object with its own class), a quarter *none* scenes paired with a
-    random class, a quarter objects paired with a wrong class."""
-    estimator, projector = frozen
+def comparator_pairs(cfg, step, ranks):
+    """Query/class pairs (the paper's §3.1 recipe, with harder negatives): half *same* (an object
+    with its own class), a quarter *none* scenes with a random class, a quarter objects with a
+    wrong class. Returns (images, classes, target 1 = same / 0 = different)."""
     half = cfg.batch // 2
-    sub = replace(cfg, batch=half)
-    xs, ys, _ = scene_batch(sub, step, ranks, classes=(0, 1, 2), stream=0)
+    xs, ys, _ = scene_batch(replace(cfg, batch=half), step, ranks, classes=(0, 1, 2), stream=0)
     qcfg = replace(cfg, batch=cfg.batch - half)
     xd, yd, _ = scene_batch(qcfg, step, ranks, classes=(3, 0, 3, 1, 3, 2), stream=1)  # half none, half objects
     g, mine = _rng(cfg.seed + 1, step, 0), list(ranks.slice(qcfg.batch))
@@ -127,12 +130,21 @@ def batch_comparator(cfg, step, ranks, frozen):
     any_cls = torch.randint(0, N_OBJECTS, (qcfg.batch,), generator=g)[mine]
     yd = yd.cpu()
     wrong = torch.where(yd == NONE, any_cls, (yd + shift) % N_OBJECTS).to(ranks.device)
-    x = torch.cat([xs, xd])
-    cls = torch.cat([ys, wrong])
     target = torch.cat([torch.ones(len(xs)), torch.zeros(len(xd))]).to(ranks.device)
+    return torch.cat([xs, xd]), torch.cat([ys, wrong]), target
+
+
+def batch_comparator(cfg, step, ranks, frozen):
+    """Pairs projected through the frozen stages 1–2."""
+    estimator, projector = frozen
+    x, cls, target = comparator_pairs(cfg, step, ranks)
     with torch.no_grad():
         proj, alpha = projector(estimator(x, cls), cls)
     return x, proj, alpha, target
+
+
+def batch_comparator_at(cfg, step, ranks, frozen):
+    return (*comparator_pairs(cfg, step, ranks), *frozen)
 
 
 def loss_comparator(model, batch):
@@ -154,12 +166,25 @@ def _scene_source(classes=(0, 1, 2, 3)):
     return lambda cfg, step, ranks, frozen=None: scene_batch(cfg, step, ranks, classes)
 
 
-STAGES = {  # stage -> (batch source, loss, frozen stages it needs)
-    "direct": (_scene_source(), loss_direct, ()),
-    "direct-param": (_scene_source(), loss_direct_param, ()),
-    "estimator": (_scene_source((0, 1, 2)), loss_estimator, ()),
-    "projector": (batch_projector, loss_projector, ()),
-    "comparator": (batch_comparator, loss_comparator, ("estimator", "projector")),
+@dataclass(frozen=True)
+class Stage:
+    batch: Callable  # (cfg, step, ranks, frozen) -> this rank's batch
+    loss: Callable  # (model, batch) -> (loss, logs)
+    needs: tuple[str, ...] = ()  # frozen shipped stages the batches are made with
+    init: str | None = None  # fine-tune from this shipped stage instead of from scratch
+
+
+STAGES = {
+    "direct": Stage(_scene_source(), loss_direct),
+    "direct-param": Stage(_scene_source(), loss_direct_param),
+    "estimator": Stage(_scene_source((0, 1, 2)), loss_estimator),
+    "projector": Stage(batch_projector, loss_projector),
+    "comparator": Stage(batch_comparator, loss_comparator, ("estimator", "projector")),
+    # adversarial training (see adversarial_training.py)
+    "direct-at": Stage(_scene_source(), adv.loss_direct_at),
+    "estimator-at": Stage(_scene_source((0, 1, 2)), adv.loss_estimator_at, init="estimator"),
+    "comparator-at": Stage(batch_comparator_at, adv.loss_comparator_at, ("estimator-at", "projector"),
+                           init="comparator"),
 }
 
 
@@ -182,9 +207,13 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
     if cfg.batch % ranks.world:
         raise ValueError(f"--batch {cfg.batch} must be divisible by the {ranks.world} processes")
     torch.manual_seed(cfg.seed)
-    model = nets.build(stage, model_config).to(ranks.device)
-    batch_fn, loss_fn, needs = STAGES[stage]
-    frozen = tuple(checkpoints.load(s, root).to(ranks.device) for s in needs)
+    spec = STAGES[stage]
+    if spec.init and model_config is None:
+        model = checkpoints.load(spec.init, root).requires_grad_(True)
+    else:
+        model = nets.build(stage, model_config)
+    model = model.to(ranks.device)
+    frozen = tuple(checkpoints.load(s, root).to(ranks.device) for s in spec.needs)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state_path, log_path = runs / stage / "state.pt", runs / stage / "log.jsonl"
     start, elapsed = 0, 0.0
@@ -206,7 +235,7 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        loss, logs = loss_fn(step_model, batch_fn(cfg, step, ranks, frozen))
+        loss, logs = spec.loss(step_model, spec.batch(cfg, step, ranks, frozen))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

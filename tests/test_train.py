@@ -16,6 +16,7 @@ import torch
 
 from aimeye import checkpoints, nets, runtime, train
 from aimeye.cli import main as cli_main
+from aimeye.paper import AT_STAGES, STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 TOY = {  # toy widths: a training step costs milliseconds
@@ -71,18 +72,18 @@ def test_training_is_deterministic_and_resumes_where_it_stopped(tmp_path, monkey
 
     a, b = run("a"), run("b")
     assert a["sha256"] == b["sha256"]  # batch k is a pure function of (seed, k)
-    source, loss, needs = train.STAGES["direct"]
+    spec = train.STAGES["direct"]
 
     def interrupted(cfg, step, ranks, frozen=None):
         if step == 2:
             raise KeyboardInterrupt
-        return source(cfg, step, ranks, frozen)
+        return spec.batch(cfg, step, ranks, frozen)
 
-    monkeypatch.setitem(train.STAGES, "direct", (interrupted, loss, needs))
+    monkeypatch.setitem(train.STAGES, "direct", replace(spec, batch=interrupted))
     with pytest.raises(KeyboardInterrupt):
         run("c")
     assert torch.load(tmp_path / "runs_c" / "direct" / "state.pt", weights_only=True)["step"] == 2
-    monkeypatch.setitem(train.STAGES, "direct", (source, loss, needs))
+    monkeypatch.setitem(train.STAGES, "direct", spec)
     assert run("c")["sha256"] == a["sha256"]
     assert not (tmp_path / "runs_c" / "direct" / "state.pt").exists()
 
@@ -145,3 +146,22 @@ def test_cuda_without_a_gpu_is_a_clear_message_not_a_traceback(capsys, monkeypat
     with pytest.raises(runtime.DeviceError, match="unknown device"):
         runtime.resolve_device("tpu")
     assert runtime.resolve_device("auto").type == "cpu"
+
+
+def test_adversarial_stages_train_on_perturbed_images_inside_the_eps_ball(tmp_path):
+    from aimeye import adversarial_training as adv
+
+    x = torch.rand(4, 1, 64, 64)
+    model = nets.build("direct", TOY["direct"]).eval()
+    y = torch.tensor([0, 1, 2, 3])
+    x_adv = adv.fgsm_rs(x, lambda z: torch.nn.functional.cross_entropy(model(z), y))
+    assert (x_adv - x).abs().max() <= adv.EPS + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
+    assert not any(p.grad is not None for p in model.parameters())  # input gradients only
+    for stage in (*STAGES, *AT_STAGES):  # the AT stages need the shipped ones they start from
+        train.train(stage, replace(CFG, steps=1), root=tmp_path, runs=tmp_path / "runs", evaluate_after=False,
+                    model_config=TOY[stage.removesuffix("-at")])
+    models = checkpoints.load_models(tmp_path)
+    assert isinstance(models.direct_at, nets.DirectClassifier) and not models.direct_at.training
+    assert models.triple_at.projector is models.triple.projector  # the drawing stage is shared
+    assert models.triple_at.comparator is not models.triple.comparator
+    assert models.triple_at(x).shape == (4, 3)
