@@ -46,10 +46,17 @@ def cmd_train(args):
 def cmd_evaluate(args):
     from . import evaluate, runtime
 
+    from .checkpoints import load_models
+
     if args.stage:
         print(json.dumps(evaluate.stage_metrics_to_sidecar(args.stage, args.checkpoints)["metrics"], indent=1))
         return
-    from .checkpoints import load_models
+    if args.anatomy:
+        result = evaluate.score_anatomy(load_models(args.checkpoints))
+        print(json.dumps(result, indent=1))
+        if args.out:
+            evaluate.write_metrics(result, args.out)
+        return
 
     ranks = runtime.start(args.device, args.threads)
     try:
@@ -95,6 +102,8 @@ def main(argv=None):
     e = sub.add_parser("evaluate", help="Table 1 and the θ sweep on held-out test scenes")
     e.add_argument("--n-per-class", type=int, default=2500)
     e.add_argument("--stage", choices=(*STAGES, *AT_STAGES), default=None, help="only this stage's quality metrics")
+    e.add_argument("--anatomy", action="store_true",
+                   help="where each class's score comes from (alpha mass, similarity by pooled-alpha bin)")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
     add_device_args(e)

@@ -159,3 +159,33 @@ def write_metrics(result: dict, path: Path | str | None = None) -> Path:
     path = Path(path) if path else checkpoints.DEFAULT_DIR / "metrics.json"
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
+
+
+ABAR_BINS = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 1.01))
+
+
+def score_anatomy(models, n_per_class: int = 300, seed: int = EVAL_SEED) -> dict:
+    """Where each class's score comes from, on none scenes and on each object's own scenes: the
+    projection's alpha mass Σā, the share of it in background-dominated patches (ā < 0.25), and the
+    mean similarity per ā bin (ā-weighted, as the score weighs it). A class whose score leans on
+    patches the comparator cannot judge (similarity near 0.5 whatever the query) has a floor under
+    its score on none scenes and a ceiling on its own."""
+    s = make_scenes(4 * n_per_class, "test", seed)
+    out = {}
+    with torch.no_grad():
+        for q in range(NONE + 1):
+            e = models.triple.explain(s.images[s.labels == q])
+            rows = {}
+            for c in range(NONE):
+                a, sim = e.pooled_alpha[:, c], e.similarity[:, c]
+                mass = a.flatten(1).sum(1).clamp_min(1e-9)
+                rows[CLASSES[c]] = {
+                    "score_mean": e.scores[:, c].mean().item(),
+                    "share_above": {str(t): (e.scores[:, c] >= t).float().mean().item() for t in THETAS},
+                    "alpha_mass": mass.mean().item(),
+                    "mass_share_below_0.25": ((a * (a < 0.25)).flatten(1).sum(1) / mass).mean().item(),
+                    "similarity_by_abar": {f"{lo}-{hi}": ((sim * a * ((a >= lo) & (a < hi))).sum()
+                                                         / (a * ((a >= lo) & (a < hi))).sum().clamp_min(1e-9)).item()
+                                           for lo, hi in ABAR_BINS}}
+            out[f"{CLASSES[q]} scenes"] = rows
+    return {"n_per_class": n_per_class, "seed": seed, "anatomy": out}

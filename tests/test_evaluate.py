@@ -58,3 +58,20 @@ def test_table1_scores_the_held_out_scenes_in_order(tmp_path):
                            "triple@0.7": 3 * n_per_class}
     assert t["n_per_class"] == n_per_class and t["processes"] == 1
     assert t["checkpoints_sha256"]["direct"] == "test"
+
+
+def test_score_anatomy_accounts_for_the_score_by_pooled_alpha_bin():
+    torch.manual_seed(0)
+    from aimeye import nets
+
+    triple = checkpoints.freeze(nets.TripleStaged(nets.build("estimator", {"in_channels": 4, "widths": [4] * 5,
+                                                                           "fc": 8, "dropout": 0.0}),
+                                                  nets.build("projector", {"hidden": 8, "base": 4, "widths": [4] * 3}),
+                                                  nets.build("comparator", {"widths": [4, 4]})))
+    models = checkpoints.Models(None, None, triple, None)
+    out = evaluate.score_anatomy(models, n_per_class=2)["anatomy"]
+    assert set(out) == {"monkey scenes", "penguin scenes", "aeroplane scenes", "none scenes"}
+    row = out["none scenes"]["aeroplane"]
+    assert 0 <= row["mass_share_below_0.25"] <= 1 and row["alpha_mass"] > 0
+    assert set(row["similarity_by_abar"]) == {"0.0-0.1", "0.1-0.25", "0.25-0.5", "0.5-1.01"}
+    assert all(0 <= v <= 1 for v in row["share_above"].values())
