@@ -45,7 +45,6 @@ def cmd_train(args):
 
 def cmd_evaluate(args):
     from . import evaluate, runtime
-
     from .checkpoints import load_models
 
     if args.stage:
