@@ -9,8 +9,8 @@ world size from the environment that torchrun sets, joins the process group
 Threads: torch with 2 intra-op threads collapses when another process shares
 the 2 cores (OpenMP workers spin and wait on each other: a single-image verdict
 measured 608 ms with 2 threads against 11 ms with 1). The library therefore
-defaults to **one thread per process**; on an idle multi-core CPU use more
-processes (torchrun) or ``--threads``.
+defaults to **one thread per process** (``import aimeye`` sets it; ``AIMEYE_THREADS``
+overrides); on an idle multi-core CPU use more processes (torchrun) or ``--threads``.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ def resolve_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads (default :data:`DEFAULT_THREADS`); returns the number in use."""
-    n = DEFAULT_THREADS if n is None else max(1, int(n))
+    """Set torch's intra-op threads (default: ``$AIMEYE_THREADS`` or :data:`DEFAULT_THREADS`);
+    returns the number in use."""
+    n = int(os.environ.get("AIMEYE_THREADS", DEFAULT_THREADS)) if n is None else n
+    n = max(1, int(n))
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return torch.get_num_threads()
