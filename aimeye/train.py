@@ -148,18 +148,15 @@ def batch_comparator_at(cfg, step, ranks, frozen):
 
 
 def loss_comparator(model, batch):
-    """Patch BCE weighted like the score (by the pooled alpha ā, each image summing to 1), plus BCE on
-    the image's score Σ(sim·ā)/Σā itself, so that the thresholded number is what is trained."""
+    """The paper's patch classification: BCE on every stride-1 patch that the score judges
+    (pooled alpha ≥ nets.MIN_PATCH_COVER), each patch taking its pair's label."""
     x, proj, alpha, target = batch
     logits = model(x, proj, alpha)
-    abar = nets.pooled_alpha(alpha)
-    w = abar / abar.flatten(1).sum(1).clamp_min(1e-6)[:, None, None, None]
+    mask = (nets.patch_weights(nets.pooled_alpha(alpha)) > 0).float()
     t = target[:, None, None, None].expand_as(logits)
-    patch = (F.binary_cross_entropy_with_logits(logits, t, reduction="none") * w).flatten(1).sum(1).mean()
-    score = nets.weighted_score(torch.sigmoid(logits), abar).clamp(1e-6, 1 - 1e-6)
-    image = F.binary_cross_entropy(score, target)
-    acc = ((score > 0.5).float() == target).float().mean()
-    return patch + image, {"patch_bce": patch.item(), "score_bce": image.item(), "score_acc": acc.item()}
+    bce = (F.binary_cross_entropy_with_logits(logits, t, reduction="none") * mask).sum() / mask.sum().clamp_min(1)
+    acc = (((logits > 0).float() == t).float() * mask).sum() / mask.sum().clamp_min(1)
+    return bce, {"patch_acc": acc.item()}
 
 
 def _scene_source(classes=(0, 1, 2, 3)):
