@@ -1,178 +1,169 @@
-"""Attack stepper: push an image towards another verdict one gradient-sign step at a time."""
+"""Attack stepper: push an image towards another verdict one gradient-sign step at a time.
+
+Layout only: the attack session (aimeye.app.session) owns the configuration, the runs,
+the scrub position and play; this page draws it and turns widget events into calls.
+"""
 
 from __future__ import annotations
 
-import hashlib
-
 import streamlit as st
 
-from aimeye import app_support as A
-from pages import _ui as ui
-
-ui.enter()
+from aimeye.app.analysis import amplify, weighted_similarity
+from aimeye.app.inputs import class_name
+from aimeye.app.session import RACE, SPEEDS, AttackSession, image_id, new_config
+from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, default_goal, with_changes
+from aimeye.app.tables import race_rows
+from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
+from aimeye.figures.app import attack_figure
+from aimeye.figures.palette import network_colour
+from aimeye.paper import CLASSES, N_OBJECTS, NETWORK_LABELS, NETWORKS
+from aimeye.viz import png_bytes
+from views import _ui as ui
 
 P = "atk"
-TICK_S = 1.0  # play: one fragment rerun per tick ...
-TICK_BUDGET_S = 0.7  # ... stepping for at most this long (a triple step with its explanation: ~30 ms)
-TICK_STEPS = 25
-DEFAULT_CAP = 1000  # the default demo (penguin → aeroplane, θ = 0.7) flips the triple network after ~500 steps
-
-st.title("Attack stepper")
-st.caption("Iterative FGSM (the paper's §3.2): every step moves each pixel by 1/255 against the gradient "
-           "towards the goal, until the verdict flips. The direct classifier usually flips after a few invisible "
-           "steps; against the triple-staged network the perturbation has to start *drawing* the target object.")
+TICK_S = 0.5  # while playing, the display redraws twice a second; the steps run in the session's thread
 
 models = ui.models_or_stop()
-state = ui.start_state(P)
-
-
-def _default(key: str, value, allowed=None):
-    if key not in st.session_state or (allowed is not None and st.session_state[key] not in allowed):
-        st.session_state[key] = value
-    return key
-
+state, notices = ui.start_state(P)
+session: AttackSession | None = st.session_state.get("attack_session")
 
 with st.sidebar:
     st.header("image")
-    img, state = ui.image_input(P, state)
+    img, state, problem = ui.image_input(P, state)
+    if state.source == "draw":
+        img = ui.drawing_canvas(P)
     st.header("attack")
-    race = st.toggle("race: direct vs triple-staged", key=_default(f"{P}_race", True),
-                     help="Attack the direct classifier and the triple-staged network from the same image.")
-    network = "triple" if race else ui.network_select(P, state, "network under attack")
+    race = st.toggle("race: direct vs triple-staged", key=ui.key(P, "race", state.race),
+                     help="Attack the direct CNN and the triple-staged network from the same image.")
+    network = state.network
+    if not race:
+        network = st.selectbox("network under attack", list(NETWORKS), format_func=NETWORK_LABELS.get,
+                               key=ui.key(P, "network", state.network))
     theta = ui.theta_slider(P, state, "threshold θ of the triple-staged network")
-    state = ui.finish_state(A.with_changes(state, theta=theta, network=network))
-    if img is None:
-        st.stop()
-    label = img.label
-    if label is None:
+    label = img.label if img is not None else (session.config.label if session else 1)
+    if img is not None and label is None:
         guess = int(ui.analysis(ui.root(), img.key).direct_probs.argmax())
-        label = st.selectbox("true class of the upload", list(range(len(A.CLASSES))), format_func=A.class_name,
-                             key=_default(f"{P}_label", guess))
-    targets = [c for c in range(len(A.CLASSES)) if c != label]
-    default_target = A.default_target(label) if label != A.NONE else 0
-    target = st.selectbox("goal: make it say", targets, key=_default(f"{P}_target", default_target, targets),
-                          format_func=A.target_label)
-    attack = st.radio("attack", list(A.ATTACKS), format_func=A.ATTACKS.get, key=_default(f"{P}_attack", "fgsm"))
-    eps = 8
+        label = st.selectbox("true class of this image", list(range(len(CLASSES))), format_func=class_name,
+                             key=ui.key(P, f"label_{image_id(img.image)[:12]}", guess),
+                             help="The attack pushes the verdict away from this class. Our guess: what the "
+                                  "direct CNN says.")
+    goals = [c for c in range(len(CLASSES)) if c != label]
+    if st.session_state.get(f"{P}_goal") not in goals:  # a new image of the old goal's class
+        st.session_state[f"{P}_goal"] = state.goal if state.goal in goals else default_goal(label)
+    goal = st.selectbox("goal: make it say", goals, key=f"{P}_goal", format_func=goal_label)
+    attack = st.radio("attack", list(ATTACK_NAMES), format_func=ATTACK_NAMES.get, key=ui.key(P, "attack",
+                                                                                               state.attack))
+    eps = state.eps
     if attack == "pgd":
-        eps = st.slider("ε, the L∞ budget (in 1/255)", 1, 64, key=_default(f"{P}_eps", 8))
-    max_steps = int(st.number_input("step cap", 10, 2000, step=10, key=_default(f"{P}_cap", DEFAULT_CAP),
-                                    help="The paper's figures clip at 1500 steps."))
+        eps = st.slider("ε, the L∞ budget (in 1/255)", *EPS_RANGE, key=ui.key(P, "eps", state.eps))
+    cap = int(st.number_input("step cap", *CAP_RANGE, step=10, key=ui.key(P, "cap", state.cap),
+                              help="An attack that has not reached its goal after this many steps stops."))
 
-mod = A.attacks_module()
-if mod is None:
-    st.info(A.attacks_problem() or A.ATTACKS_MISSING, icon=":material/construction:")
+state = ui.finish_state(with_changes(state, race=race, network=network, theta=theta, goal=goal, attack=attack,
+                                     eps=eps, cap=cap), "attack")
+ui.show_notices(notices)
+if problem:
+    st.error(problem, icon=":material/broken_image:")
+    st.stop()
+if img is None:
+    st.info("Draw something on the canvas in the sidebar." if state.source == "draw" else
+            "Upload an image in the sidebar to attack it.", icon=":material/image:")
     st.stop()
 
-networks = ("direct", "triple") if race else (network,)
-sig = (hashlib.sha1(img.key).hexdigest(), label, networks, theta, target, attack, eps, max_steps)
-run = st.session_state.get(f"{P}_run")
-if run is None or run["sig"] != sig:
-    run = {"sig": sig, "steppers": {n: A.new_stepper(models, n, theta, img.x, label, target, attack, eps / 255,
-                                                     max_steps) for n in networks}}
-    st.session_state[f"{P}_run"] = run
-    st.session_state[f"{P}_playing"] = False
-    st.session_state[f"{P}_scrub"] = 0
+networks = RACE if race else (network,)
+config = new_config(img.image, label, networks=networks, theta=theta, goal=goal, attack=attack, eps=eps, cap=cap)
+if session is None:
+    session = st.session_state["attack_session"] = AttackSession(models, img.image, config)
+else:
+    session.configure(img.image, config)
+session.poll()
 
 
-def _toggle_play():
-    st.session_state[f"{P}_playing"] = not st.session_state.get(f"{P}_playing", False)
+def _play():
+    if session.playing:
+        session.pause()
+    else:
+        session.play(SPEEDS[st.session_state[f"{P}_speed"]])
 
 
-def _reset():
-    st.session_state.pop(f"{P}_run", None)
+def _speed():
+    session.speed = SPEEDS[st.session_state[f"{P}_speed"]]
 
 
-playing = bool(st.session_state.get(f"{P}_playing"))
-top = st.columns([1, 1, 4])
-with top[0]:
-    ui.show(img.image, f"start: {A.class_name(label)}", 2)
-with top[1]:
-    st.button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_toggle_play, type="primary",
-              help=f"Step continuously (up to {TICK_STEPS} steps a second) until every attack reaches its goal "
-                   "or the step cap.")
-    st.button("↺ reset", key=f"{P}_reset", on_click=_reset)
-with top[2]:
-    goal, _ = A.goal_for(target)
-    st.markdown(f"**Goal:** make {' and '.join(A.NETWORKS[n] for n in networks)} say **{A.class_name(target)}** "
-                f"({'false negative' if goal == 'fn' else 'false positive'}) starting from a "
-                f"**{A.class_name(label)}** image. {A.ATTACKS[attack]}"
-                f"{f', ε = {eps}/255' if attack == 'pgd' else ''}; cap {max_steps} steps.")
+# --- header and controls (outside the live part: they change only on a click) --------------
+head = f"{' vs '.join(NETWORK_LABELS[n] for n in networks)}: make it say **{class_name(goal)}**"
+st.markdown(f"#### Attack stepper · {head} ({goal_kind(goal)}), from a **{class_name(label)}** image")
+playing = session.playing
+c = st.columns([1.1, 0.8, 0.9, 2.2, 0.9, 4.1], vertical_alignment="center")
+c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_play, type="primary",
+            disabled=session.done and not playing, width="stretch",
+            help="Step on until every attack reaches its goal or the cap; play always shows the newest step.")
+c[1].button("step", key=f"{P}_step1", on_click=session.step, args=(1,), width="stretch")
+c[2].button("step ×10", key=f"{P}_step10", on_click=session.step, args=(10,), width="stretch")
+c[3].segmented_control("speed", list(SPEEDS), key=ui.key(P, "speed", "as fast as possible"), on_change=_speed,
+                       label_visibility="collapsed", required=True)
+c[4].button("↺ reset", key=f"{P}_reset", on_click=session.reset, width="stretch")
+c[5].caption(f"{ATTACK_NAMES[attack]}{f', ε = {eps}/255' if attack == 'pgd' else ''}; θ = {theta:.2f}; "
+             f"cap {cap} steps.")
+if session.message:
+    st.info(session.message, icon=":material/sync:")
+
+
+def _scrub():
+    session.set_scrub(st.session_state[f"{P}_scrub"])
 
 
 @st.fragment(run_every=TICK_S if playing else None)
 def live():
-    run = st.session_state[f"{P}_run"]
-    steppers = run["steppers"]
-    b = st.columns([1, 1, 4])
-    n = 0
-    if b[0].button("step", key=f"{P}_step1"):
-        n = 1
-    if b[1].button("step ×10", key=f"{P}_step10"):
-        n = 10
-    is_playing = st.session_state.get(f"{P}_playing", False)
-    latest_before = max(len(s.history) for s in steppers.values()) - 1
-    if n or is_playing:
-        for s in steppers.values():
-            A.step(s, n or TICK_STEPS, budget_s=TICK_BUDGET_S if is_playing else None)
-        if st.session_state.get(f"{P}_scrub", 0) >= latest_before:  # follow the newest step
-            st.session_state[f"{P}_scrub"] = max(len(s.history) for s in steppers.values()) - 1
-    if is_playing and all(s.done for s in steppers.values()):
-        st.session_state[f"{P}_playing"] = False
+    session.poll()
+    if playing and not session.playing:  # play ended (every goal reached, or the cap): redraw the controls
         st.rerun()
-    latest = max(len(s.history) for s in steppers.values()) - 1
+    latest = session.latest_step
     if latest > 0:
-        st.session_state[f"{P}_scrub"] = min(st.session_state.get(f"{P}_scrub", latest), latest)
-        scrub = st.slider("scrub through the recorded steps", 0, latest, key=f"{P}_scrub")
-    else:
-        scrub = 0
-        st.caption("Press **step** or **▶ play**.")
-
-    cols = st.columns(len(steppers))
-    for (name, s), col in zip(steppers.items(), cols):
-        it = s.history[min(scrub, len(s.history) - 1)]
-        summary = A.iterate_summary(it, name, theta)
-        flip = A.flip_point(s)
+        st.session_state[f"{P}_scrub"] = session.shown_step
+        st.slider("scrub through the recorded steps (scrubbing pauses play)", 0, latest, key=f"{P}_scrub",
+                  on_change=_scrub)
+    shown = session.shown_step
+    cols = st.columns([1] + [2] * len(networks), gap="medium")
+    with cols[0]:
+        st.markdown("**input**")
+        ui.show(img.image, f"start: {class_name(label)}")
+    for col, name in zip(cols[1:], networks, strict=True):
+        it = session.frame(name)
         with col:
-            st.markdown(f"### {A.NETWORKS[name]}" + (f" (θ = {theta:.2f})" if name == "triple" else ""))
-            if flip:
-                st.success(f"Flipped to **{A.class_name(flip['verdict'])}** at step **{flip['step']}**, "
-                           f"distortion {flip['distortion']:.4f}.")
-            elif s.done:
-                st.error(f"Not flipped within the cap of {max_steps} steps.")
-            else:
-                st.info(f"Not flipped yet ({len(s.history) - 1} steps so far).")
-            st.markdown(f"**verdict:** {summary['verdict_text']}")
-            m = st.columns(3)
-            m[0].metric("step", summary["step"])
-            m[1].metric("distortion", f"{summary['distortion']:.4f}", help="√(mean Δ²) on the 0–1 scale (the "
-                                                                           "paper's formula)")
-            m[2].metric("L∞", f"{round(summary['linf'] * 255)}/255")
-            ui.show_row([it.image, A.amplify(it.perturbation)],
-                        ["adversarial image", "perturbation, amplified (grey = unchanged)"], factor=3)
-            st.plotly_chart(A.scores_figure(s.history, name, theta), key=f"{P}_scores_{name}")
-            ex = A.explanation_arrays(it.explanation)
-            if not ex and name == "triple":  # only the newest iterates keep theirs
-                ex = ui.explanation(ui.root(), A.as_batch(it.image).numpy().tobytes())
-            if ex:
-                st.markdown("**what the triple network draws and how well it matches**")
-                classes = sorted(ex)
-                ui.show_row([ex[c]["projection"] for c in classes],
-                            [f"{A.class_name(c)}: projection" for c in classes], factor=2)
-                ui.show_row([ex[c]["similarity"] * ex[c]["pooled_alpha"] / max(float(ex[c]["pooled_alpha"].max()),
-                                                                               1e-6) for c in classes],
-                            [f"{A.class_name(c)}: similarity × ā, score {float(ex[c]['score']):.3f}"
-                             for c in classes], factor=2)
-            d = st.columns(2)
-            d[0].download_button("GIF of the attack", data=lambda s=s: s.to_gif(4), file_name=f"attack_{name}.gif",
-                                 mime="image/gif", key=f"{P}_gif_{name}", on_click="ignore")
-            d[1].download_button("CSV of every step", data=lambda s=s: s.to_csv(), file_name=f"attack_{name}.csv",
-                                 mime="text/csv", key=f"{P}_csv_{name}", on_click="ignore")
-
-    st.plotly_chart(A.distortion_figure({A.NETWORKS[n]: s.history for n, s in steppers.items()}), key=f"{P}_dist")
-    if len(steppers) > 1:
+            st.html(f"<div style='border-left: 8px solid {network_colour(name)}; padding-left: 8px; "
+                    f"font-weight: 600; font-size: 1.15rem'>{network_title(name, theta)}</div>")
+            a, b = st.columns(2)
+            a.image(png_bytes(it.image, 4), caption=f"adversarial image, step {it.step}", output_format="PNG")
+            b.image(png_bytes(amplify(it.perturbation), 4), caption="perturbation, amplified (grey: unchanged)",
+                    output_format="PNG")
+            flip = session.flip(name)
+            box = st.success if flip else (st.error if session.runs[name].done else st.info)
+            box(f"**{iterate_verdict_text(it.scores, name, theta)}**  \n{session.status(name)}  \n"
+                f"step {it.step} · distortion {it.distortion:.4f} · L∞ {round(it.linf * 255)}/255")
+    st.plotly_chart(attack_figure({n: r.history for n, r in session.runs.items()}, theta, session.flips(),
+                                  shown if not session.following else None), key=f"{P}_chart",
+                    config={"displayModeBar": False})
+    if "triple" in networks:
+        ex = session.explanation()
+        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple').step}, and how well "
+                    "it matches** (similarity × where the drawing counts)")
+        ui.show_row([ex[c]["projection"] for c in range(N_OBJECTS)]
+                    + [weighted_similarity(ex[c]) for c in range(N_OBJECTS)],
+                    [f"{CLASSES[c]}: projection" for c in range(N_OBJECTS)]
+                    + [f"{CLASSES[c]}: match, score {ex[c]['score']:.3f}" for c in range(N_OBJECTS)], factor=3)
+    if len(networks) > 1:
         st.markdown("**race**")
-        st.dataframe(A.race_rows(steppers, theta), hide_index=True)
+        st.dataframe(race_rows(session), hide_index=True)
 
 
 live()
+
+d = st.columns(2 * len(networks))
+for i, name in enumerate(networks):
+    label_ = NETWORK_LABELS[name]
+    d[2 * i].download_button(f"GIF: {label_}", data=lambda n=name: session.gif(n), file_name=f"attack_{name}.gif",
+                             mime="image/gif", key=f"{P}_gif_{name}", on_click="ignore")
+    d[2 * i + 1].download_button(f"CSV: {label_}", data=lambda n=name: session.csv(n),
+                                 file_name=f"attack_{name}.csv", mime="text/csv", key=f"{P}_csv_{name}",
+                                 on_click="ignore")

@@ -44,3 +44,10 @@ def checkpoint_message(err: Exception) -> str:
     """A friendly message for a missing or broken checkpoint."""
     return (f"The networks could not be loaded: {err}\n\n"
             f"Train all of them with `{TRAIN_COMMAND}` (or point `AIMEYE_CHECKPOINTS` at a checkpoint folder).")
+
+
+def load_metrics(root: Path | str | None = None) -> dict | None:
+    """``metrics.json`` (Table 1 and the θ sweep, written by ``python -m aimeye evaluate``), or None."""
+    from ..experiments import read_json
+
+    return read_json(Path(root or checkpoint_dir()) / "metrics.json")
