@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from .. import nets
+from aimeye import nets
 
 BANDS = ((0, 21), (21, 42), (42, 64))
 
