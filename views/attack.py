@@ -10,7 +10,7 @@ import streamlit as st
 
 from aimeye.app.analysis import amplify, weighted_similarity
 from aimeye.app.inputs import class_name
-from aimeye.app.session import RACE, SPEEDS, AttackSession, image_id, new_config
+from aimeye.app.session import FASTEST, RACE, SPEEDS, AttackSession, image_id, new_config
 from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, default_goal, with_changes
 from aimeye.app.tables import race_rows
 from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
@@ -91,26 +91,26 @@ def _speed():
 
 
 # --- header and controls (outside the live part: they change only on a click) --------------
-head = f"{' vs '.join(NETWORK_LABELS[n] for n in networks)}: make it say **{class_name(goal)}**"
-st.markdown(f"#### Attack stepper · {head} ({goal_kind(goal)}), from a **{class_name(label)}** image")
+st.markdown(f"#### Attack: {class_name(label)} → {class_name(goal)} ({goal_kind(goal)}) · "
+            + " vs ".join(NETWORK_LABELS[n] for n in networks))
 playing = session.playing
-c = st.columns([1.1, 0.8, 0.9, 2.2, 0.9, 4.1], vertical_alignment="center")
+c = st.columns([1.2, 0.9, 1.1, 1.0, 1.6, 3.2], vertical_alignment="center")
 c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_play, type="primary",
             disabled=session.done and not playing, width="stretch",
             help="Step on until every attack reaches its goal or the cap; play always shows the newest step.")
 c[1].button("step", key=f"{P}_step1", on_click=session.step, args=(1,), width="stretch")
 c[2].button("step ×10", key=f"{P}_step10", on_click=session.step, args=(10,), width="stretch")
-c[3].segmented_control("speed", list(SPEEDS), key=ui.key(P, "speed", "as fast as possible"), on_change=_speed,
-                       label_visibility="collapsed", required=True)
-c[4].button("↺ reset", key=f"{P}_reset", on_click=session.reset, width="stretch")
+c[3].button("↺ reset", key=f"{P}_reset", on_click=session.reset, width="stretch")
+c[4].selectbox("play speed", list(SPEEDS), key=ui.key(P, "speed", FASTEST), on_change=_speed,
+               format_func=lambda s: f"speed: {s}", label_visibility="collapsed")
 c[5].caption(f"{ATTACK_NAMES[attack]}{f', ε = {eps}/255' if attack == 'pgd' else ''}; θ = {theta:.2f}; "
              f"cap {cap} steps.")
 if session.message:
     st.info(session.message, icon=":material/sync:")
 
 
-def _scrub():
-    session.set_scrub(st.session_state[f"{P}_scrub"])
+def _scrub(key: str):
+    session.set_scrub(st.session_state[key])
 
 
 @st.fragment(run_every=TICK_S if playing else None)
@@ -119,10 +119,10 @@ def live():
     if playing and not session.playing:  # play ended (every goal reached, or the cap): redraw the controls
         st.rerun()
     latest = session.latest_step
-    if latest > 0:
-        st.session_state[f"{P}_scrub"] = session.shown_step
-        st.slider("scrub through the recorded steps (scrubbing pauses play)", 0, latest, key=f"{P}_scrub",
-                  on_change=_scrub)
+    if latest > 0:  # a fresh slider whenever the newest step moves: it always starts at the step shown
+        k = f"{P}_scrub_{latest}"
+        st.slider("scrub through the recorded steps" + (" (pause to scrub back)" if session.playing else ""), 0,
+                  latest, value=session.shown_step, key=k, on_change=_scrub, args=(k,), disabled=session.playing)
     shown = session.shown_step
     cols = st.columns([1] + [2] * len(networks), gap="medium")
     with cols[0]:
