@@ -185,8 +185,10 @@ class DirectVictim(Victim):
 
     def objective(self, raw, y, goal, target=None, loss="ce"):
         """``ce``: the log-probability of the goal (fn: of none; fp: of the target, or of the set of
-        the other object classes when untargeted). ``dlr``: the margin over the DLR scale of Croce &
-        Hein (2020): (z_π1 − z_π3) untargeted, (z_π1 − (z_π3 + z_π4)/2) targeted."""
+        the other object classes when untargeted). ``dlr``: the goal margin (:meth:`margin_of`) over the
+        DLR scale of Croce & Hein (2020), z_π1 − ½(z_π3 + z_π4) (their targeted form) for every goal:
+        with four classes the untargeted scale z_π1 − z_π3 equals minus the margin whenever the order is
+        (own, none, other), which makes the loss constant (−1) and its gradient zero."""
         check_goal(goal)
         y = torch.as_tensor(y, device=raw.device).long().reshape(-1).expand(len(raw))
         if loss == "ce":
@@ -202,8 +204,7 @@ class DirectVictim(Victim):
             return torch.logsumexp(logp.masked_fill(~mask, float("-inf")), 1)
         if loss == "dlr":
             srt = raw.sort(1, descending=True).values
-            targeted = goal == "fp" and target is not None
-            den = srt[:, 0] - (0.5 * (srt[:, 2] + srt[:, 3]) if targeted else srt[:, 2])
+            den = srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3])
             return self.margin_of(raw, y, goal, target) / (den + 1e-12)
         raise ValueError(f"the direct networks have no {loss!r} objective (ce or dlr)")
 
@@ -265,7 +266,8 @@ class TripleVictim(Victim):
         """``ce``: minus the reference's Euclidean loss ½‖s − t‖² (t: zeros for fn, the target's one-hot
         for fp; untargeted fp takes the currently best other object class). ``dlr``: the θ-aware margin
         (the scores are bounded in [0,1] already, so the DLR scale does not apply). ``score``: the
-        target's score itself (fn: minus the highest score; untargeted fp: the best other score)."""
+        target's score itself, minus the gap to the leading class while another class leads (fn: minus
+        the highest score; untargeted fp: the target is the best other object class)."""
         check_goal(goal)
         y = torch.as_tensor(y, device=raw.device).long().reshape(-1).expand(len(raw))
         if goal == "fp" and target is None:
@@ -278,7 +280,10 @@ class TripleVictim(Victim):
         if loss == "dlr":
             return self.margin_of(raw, y, goal, target)
         if loss == "score":
-            return -raw.max(1).values if goal == "fn" else raw.gather(1, other[:, None])[:, 0]
+            if goal == "fn":
+                return -raw.max(1).values
+            st = raw.gather(1, other[:, None])[:, 0]
+            return st + torch.clamp(st - _max_excluding(raw, [other]), max=0.0)
         raise ValueError(f"the triple-staged network has no {loss!r} objective (ce, dlr or score)")
 
     def bpda(self) -> TripleVictim:

@@ -43,12 +43,12 @@ EPS_255 = (1, 2, 4, 8, 16, 32)
 @dataclass
 class AttackSpec:
     """One attack of the suite: ``fn(victim, x, y, goal, eps, **options) -> AttackResult`` (the uniform call).
-    ``applies`` says which victims it attacks (default: all)."""
+    ``applies(key, victim, goal)`` says which networks and goals it attacks (default: all)."""
 
     name: str
     fn: Callable
     options: dict = field(default_factory=dict)
-    applies: Callable[[str, Victim], bool] = lambda key, victim: True
+    applies: Callable[[str, Victim, str], bool] = lambda key, victim, goal: True
     about: str = ""
 
     def describe(self) -> dict:
@@ -106,9 +106,9 @@ def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec],
     ``broken[goal][network][attack]`` lists, per ε, the scene indices that attack broke at that ε or below."""
     x, y, idx = ts.images.to(device or "cpu"), ts.labels, ts.indices
     n = len(ts)
-    jobs = len(goals) * sum(sum(s.applies(k, v) for s in suite) for k, v in victims.items()) * len(eps_255)
+    jobs = sum(s.applies(k, v, g) for s in suite for k, v in victims.items() for g in goals) * len(eps_255)
     bar = Progress(jobs, "robust (attack runs)", progress)
-    broken: dict = {g: {k: {s.name: [set() for _ in eps_255] for s in suite if s.applies(k, v)}
+    broken: dict = {g: {k: {s.name: [set() for _ in eps_255] for s in suite if s.applies(k, v, g)}
                         for k, v in victims.items()} for g in goals}
     evaluations = 0
     for goal in goals:
@@ -118,7 +118,7 @@ def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec],
             for j, e in enumerate(eps_255):
                 done = set().union(*(s[j] for s in mine.values()), *(s[j - 1] for s in mine.values() if j))
                 for spec in suite:
-                    if not spec.applies(key, victim):
+                    if not spec.applies(key, victim, goal):
                         continue
                     cand = torch.tensor([i for i in range(n) if int(idx[i]) not in done], dtype=torch.long)
                     bar(1)
