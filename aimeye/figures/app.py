@@ -98,13 +98,17 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     from plotly.subplots import make_subplots
 
     flips = flips or {}
+
+    def mode(hist):  # a single point needs a marker to be seen
+        return "lines" if len(hist) > 1 else "lines+markers"
+
     scored = "triple" if "triple" in histories else next(iter(histories))
     right = ("triple-staged scores (dashed: θ)" if scored == "triple"
              else f"{NETWORK_LABELS.get(scored, scored)}: probabilities")
     fig = make_subplots(1, 2, horizontal_spacing=0.08, subplot_titles=("distortion (★: flip)", right))
     for name, hist in histories.items():
         colour = network_colour(name)
-        fig.add_trace(go.Scatter(x=[it.step for it in hist], y=[it.distortion for it in hist], mode="lines",
+        fig.add_trace(go.Scatter(x=[it.step for it in hist], y=[it.distortion for it in hist], mode=mode(hist),
                                  line={"color": colour, "width": 3}, name=NETWORK_LABELS.get(name, name),
                                  legendgroup=name, hovertemplate="step %{x}: %{y:.4f}<extra></extra>"), 1, 1)
         f = flips.get(name)
@@ -119,7 +123,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     steps = [it.step for it in hist]
     k = len(hist[0].scores) if hist else 0
     for c in range(k):
-        fig.add_trace(go.Scatter(x=steps, y=[it.scores[c] for it in hist], mode="lines", name=CLASSES[c],
+        fig.add_trace(go.Scatter(x=steps, y=[it.scores[c] for it in hist], mode=mode(hist), name=CLASSES[c],
                                  line={"color": CLASS_COLOURS[CLASSES[c]], "width": 2.5},
                                  hovertemplate=f"{CLASSES[c]}: %{{y:.3f}}<extra></extra>"), 1, 2)
     if scored == "triple":
@@ -134,7 +138,8 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     fig.update_layout(margin={"l": 60, "r": 10, "t": 40, "b": 40},
                       legend={"orientation": "v", "y": 1, "yanchor": "top", "x": 1.01, "xanchor": "left"})
     fig.update_annotations(font={"size": FONT_SIZE})
-    fig.update_xaxes(title_text="step", rangemode="nonnegative", title_standoff=4)
+    last = max((len(h) for h in histories.values()), default=1) - 1
+    fig.update_xaxes(title_text="step", range=[0, max(10, last) * 1.02], title_standoff=4)
     fig.update_yaxes(title_text="RMS change (0–1)", rangemode="nonnegative", row=1, col=1)
     fig.update_yaxes(title_text="score" if scored == "triple" else "probability", range=[0, 1.05], row=1, col=2)
     return fig
