@@ -1,4 +1,6 @@
-"""Command line: ``python -m aimeye {sheet,train,evaluate,experiment}``. No logic lives here."""
+"""Command line: ``python -m aimeye {sheet,train,evaluate,experiment}``. No logic lives here.
+
+Experiments scale with torchrun: ``torchrun --standalone --nproc_per_node K -m aimeye experiment ...``."""
 
 from __future__ import annotations
 
@@ -76,6 +78,61 @@ def add_device_args(p):
                         "use torchrun --nproc_per_node K for K cores)")
 
 
+def cmd_experiment(args):
+    import shlex
+
+    from . import checkpoints, experiments
+    from .experiments.robust import load_extra
+
+    if args.what == "list":
+        for r in experiments.list_runs(args.checkpoints):
+            print(f"{r.path}: {r.label}; parts: {', '.join(r.parts)}")
+        return
+    command = "python -m aimeye " + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else ""
+    try:
+        models = checkpoints.load_models(args.checkpoints)
+        run = experiments.run(
+            args.what, args.n_per_class, models=models, max_steps=args.max_steps,
+            out=args.out or experiments.main.DEFAULT_OUT, batch_size=args.batch, triple_batch_size=args.triple_batch,
+            robust_n_per_class=args.robust_n_per_class, eps_255=args.eps, attack_steps=args.steps,
+            restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), png=not args.no_png,
+            command=command, notes=args.note, device=args.device)
+    except (experiments.DeviceError, checkpoints.CheckpointError, FileNotFoundError, ValueError) as e:
+        sys.exit(f"error: {e}")
+    if run is not None:  # rank 0
+        print(f"wrote {run.info.path}: {run.info.label}; parts: {', '.join(run.info.parts)}")
+
+
+def add_experiment_parser(sub):
+    e = sub.add_parser("experiment", help="Figs 4–6 and robust accuracy (attacks on test scenes); torchrun-ready")
+    es = e.add_subparsers(dest="what", required=True)
+    es.add_parser("list", help="list the results folders").add_argument("--checkpoints", default=None)
+    for name, text in (("fig4", "false positives (Fig. 4) and the Fig. 5 galleries"),
+                       ("fig6", "false negatives (Fig. 6)"),
+                       ("robust", "robust accuracy vs ε: per-image worst case over the attack suite"),
+                       ("all", "fig4, fig6 and robust"),
+                       ("fig5", "redraw the figures and README of a results folder")):
+        p = es.add_parser(name, help=text)
+        p.add_argument("--n-per-class", type=int, default=100, help="test images per object class (FGSM)")
+        p.add_argument("--max-steps", type=int, default=10_000, help="FGSM step cap (the paper's code: 10,000)")
+        p.add_argument("--robust-n-per-class", type=int, default=None, help="images per class for robust "
+                       "(default: --n-per-class)")
+        p.add_argument("--eps", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="ε in grey levels of 255")
+        p.add_argument("--steps", type=int, default=100, help="iterations of each robustness attack")
+        p.add_argument("--restarts", type=int, default=5, help="restarts of each robustness attack")
+        p.add_argument("--extra", action="append", default=[], metavar="STAGE",
+                       help="evaluate one more checkpointed network, e.g. direct-at (repeatable)")
+        p.add_argument("--out", default=None, help="output directory (default: checkpoints/results)")
+        p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
+        p.add_argument("--triple-batch", type=int, default=4, help="images attacked at once (triple network)")
+        p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                       help="auto: this rank's GPU if there is one")
+        p.add_argument("--checkpoints", default=None)
+        p.add_argument("--no-png", action="store_true", help="skip the PNG figures")
+        p.add_argument("--note", action="append", default=[], help="a note for the README (repeatable)")
+    e.set_defaults(fn=cmd_experiment)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m aimeye", description="The Artificial Mind's Eye")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -107,11 +164,7 @@ def main(argv=None):
     e.add_argument("--out", default=None)
     add_device_args(e)
     e.set_defaults(fn=cmd_evaluate)
-    try:
-        from .experiments import add_parser
-        add_parser(sub)
-    except ImportError:
-        pass
+    add_experiment_parser(sub)
     args = p.parse_args(argv)
     from .checkpoints import CheckpointError
     from .runtime import DeviceError

@@ -4,16 +4,15 @@ computable by hand; no checkpoints are needed."""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from skimage.metrics import structural_similarity
 from torch import nn
+from toys import BandClassifier, BandTriple, band_image, toy_models
 
 from aimeye import checkpoints, nets
 from aimeye.attacks import (
-    STEP,
     DirectVictim,
     Stepper,
     TripleVictim,
@@ -27,7 +26,7 @@ from aimeye.attacks import (
     pgd,
     ssim,
 )
-from aimeye.attacks.toys import BandClassifier, BandTriple, band_image, toy_models
+from aimeye.paper import STAGES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -207,29 +206,6 @@ def test_batched_equals_single_exactly():
             assert batched.per_theta[th].steps[i] == single.per_theta[th].steps[0]
 
 
-def test_attacks_leave_models_untouched():
-    torch.manual_seed(2)
-    # parameters still require grad here: a .backward() anywhere would fill .grad
-    direct = nets.DirectClassifier(nets.AlexConfig(widths=(4, 8, 8, 8, 8), fc=16)).eval()
-    triple = checkpoints.freeze(small_triple())
-    models = [direct, triple]
-    before = [{k: v.clone() for k, v in m.state_dict().items()} for m in models]
-    modes = [[mod.training for mod in m.modules()] for m in models]
-    x, y = quantised((2, 1, 64, 64), 5), torch.tensor([0, 1])
-    with torch.no_grad():  # the attacks must still work inside a caller's no_grad
-        for victim in (DirectVictim(direct), TripleVictim(triple, 0.45), TripleVictim(triple, 0.7, True)):
-            iterative_fgsm(victim, x, y, "fp", max_steps=2)
-            iterative_fgsm(victim, x, y, "fn", max_steps=2)
-            pgd(victim, x, y, "fp", 4 / 255, steps=2)
-            fgsm(victim, x, y, "fn", 4 / 255)
-            Stepper(victim, x[0], 0, "fn", max_steps=2).step(2)
-    for m, b, mode in zip(models, before, modes):
-        after = m.state_dict()
-        assert all(torch.equal(after[k], v) for k, v in b.items())
-        assert all(p.grad is None for p in m.parameters())
-        assert [mod.training for mod in m.modules()] == mode
-
-
 # --- PGD -------------------------------------------------------------------------------------
 
 def test_pgd_defeats_a_weak_model_and_respects_the_ball():
@@ -269,46 +245,7 @@ def test_pgd_margin_is_theta_aware():
     assert r.success.item() and r.linf.item() <= 64 / 255 + 1e-6
 
 
-# --- Stepper ---------------------------------------------------------------------------------
-
-def test_stepper_records_history_and_matches_the_batch_attack():
-    victim = TripleVictim(BandTriple(kappa=10), 0.7)
-    x = band_image(0)
-    s = Stepper(victim, x, 0, "fn", max_steps=200)
-    assert len(s.history) == 1 and s.history[0].step == 0 and s.history[0].distortion == 0.0
-    assert torch.equal(s.history[0].image, x[0]) and not s.done
-    it = s.step(3)
-    assert it.step == 3 and [h.step for h in s.history] == [0, 1, 2, 3]
-    assert it.perturbation.abs().max().item() == pytest.approx(3 / 255, abs=1e-6)
-    assert set(it.explanation) == {0, 1, 2}
-    assert set(it.explanation[0]) == {"rotation", "projection", "alpha", "similarity", "pooled_alpha", "score"}
-    assert it.explanation[1]["similarity"].shape == (55, 55) and isinstance(it.explanation[0]["score"], float)
-    s.run()
-    assert s.done and s.success and s.latest.step == 55 and s.latest.verdict == 3
-    s.step(5)  # no-op once done
-    assert len(s.history) == 56
-    batch = iterative_fgsm(victim, x[None], [0], "fn", max_steps=200)
-    assert torch.equal(s.latest.image, batch.x_adv[0, 0]) and batch.steps.item() == 55
-    csv = s.to_csv().splitlines()
-    assert csv[0] == "step,verdict,distortion,linf,l2,ssim,score_0,score_1,score_2" and len(csv) == 57
-    assert s.to_gif(factor=2).startswith(b"GIF89a")
-    d = Stepper(DirectVictim(BandClassifier()), x, 0, "fp", target=2, max_steps=3)
-    d.step(10)
-    assert d.done and not d.success and d.latest.step == 3 and d.latest.explanation is None
-    assert len(d.latest.scores) == 4
-
-
-def test_stepper_pgd_stays_in_the_ball():
-    victim = TripleVictim(BandTriple(kappa=10), 0.7)
-    s = Stepper(victim, band_image(0), 0, "fn", attack="pgd", eps=16 / 255, max_steps=20)
-    s.step(20)
-    assert s.done and not s.success
-    assert max(h.linf for h in s.history) <= 16 / 255 + 1e-6
-    assert STEP == pytest.approx(1 / 255)
-    assert np.allclose(s.images()[0], band_image(0)[0].numpy())
-
-
-HAVE_CHECKPOINTS = all(checkpoints.paths(s)[1].exists() for s in checkpoints.STAGES)
+HAVE_CHECKPOINTS = all(checkpoints.paths(s)[1].exists() for s in STAGES)
 
 
 @pytest.mark.skipif(not HAVE_CHECKPOINTS, reason="needs the trained checkpoints (python -m aimeye train all)")

@@ -1,17 +1,25 @@
-"""Experiments: a tiny run on toy networks (aimeye.attacks.toys), sharding + merge equals
-the unsharded run, statistics and the figure fallbacks. No checkpoints needed."""
+"""Experiments on toy networks (tests/toys.py): the FGSM runs and their summary, the robust table,
+the results schema (reading the committed folders too), statistics, figures, and torchrun ranks
+(2 gloo processes give the rows of one). No checkpoints needed."""
 
 import json
+import os
+import socket
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+import torch.multiprocessing as mp
+from toys import band_image, toy_models
 
 from aimeye import cli, experiments
-from aimeye.attacks.toys import band_image, toy_models
-from aimeye.experiments import TestSet
+from aimeye.attacks import pgd
+from aimeye.experiments import TestSet, results, stats
+from aimeye.experiments.robust import AttackSpec
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
 
 
 def toy_test_set(n_per_class=3):
@@ -21,111 +29,168 @@ def toy_test_set(n_per_class=3):
         c = i % 4
         if c == 3:
             continue
-        imgs.append(band_image(c, on=0.75 + 0.02 * (i % 5), off=0.15 + 0.02 * (i % 3)))
+        imgs.append(band_image(c, on=0.64 + 0.02 * (i % 5), off=0.4 + 0.02 * (i % 3)))
         labels.append(c)
         idx.append(i)
     imgs[-1] = band_image(2, on=0.55)  # triple@0.7 calls this one none: it must be filtered out
     return TestSet(torch.stack(imgs), torch.tensor(labels), torch.tensor(idx))
 
 
-def tiny(what, out, shard=(0, 1)):
-    return experiments.run(what, 3, models=toy_models(), testset=toy_test_set(), max_steps=150, shard_spec=shard,
-                           out=out, pgd_steps=4, png=False, progress=False, command="test")
+def toy_suite():
+    return [AttackSpec("pgd", pgd, {"steps": 4, "restarts": 1})]
 
 
-def test_merge_of_shards_equals_unsharded(tmp_path):
-    whole = tiny("all", tmp_path / "whole")
-    tiny("all", tmp_path / "s0", (0, 2))
-    tiny("all", tmp_path / "s1", (1, 2))
-    cli.main(["experiment", "merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m"),
-              "--no-png"])
-    a, m = tmp_path / "whole", tmp_path / "m"
-    ja, jm = (json.loads((d / "attacks.json").read_text()) for d in (a, m))
-    assert ja["filter"] == jm["filter"] and len(ja["attacks"]) == len(jm["attacks"])
-    for ra_, rm_ in zip(ja["attacks"], jm["attacks"]):
-        # scores come from a forward pass whose batch differs between runs: equal up to float rounding;
-        # everything else (steps, success, verdict, distortion, …) is bit-identical
-        assert ra_["scores"] == pytest.approx(rm_["scores"], rel=1e-5, abs=1e-7)
-        assert {k: v for k, v in ra_.items() if k != "scores"} == {k: v for k, v in rm_.items() if k != "scores"}
-    ca, cm = ((d / "attacks.csv").read_text().splitlines() for d in (a, m))
-    assert [r.split(",")[:13] for r in ca] == [r.split(",")[:13] for r in cm]
-    sa, sm = (json.loads((d / "summary.json").read_text()) for d in (a, m))
-    assert {k: v for k, v in sa.items() if k != "meta"} == {k: v for k, v in sm.items() if k != "meta"}
-    ra, rm = (json.loads((d / "robust.json").read_text()) for d in (a, m))
-    assert {k: v for k, v in ra.items() if k != "meta"} == {k: v for k, v in rm.items() if k != "meta"}
-    ga, gm = (experiments.load_gallery(d / "gallery.npz") for d in (a, m))
-    assert set(ga) == set(gm) and all(np.array_equal(ga[k], gm[k]) for k in ga)
-    for name in ("fig4.html", "fig6.html", "robust.html", "fig5_direct_param.png", "fig5_triple_0.7.png",
-                 "README.md"):
-        assert (m / name).exists(), name
-    # the content is what the experiment promises
-    assert whole["filter"]["n_images"] == 9 and whole["filter"]["kept"] == 8
-    assert whole["filter"]["wrong"]["triple@0.7"] == 1 and whole["filter"]["wrong"]["direct"] == 0
-    assert len(ja["attacks"]) == 8 * 2 * 5 + 8 * 5  # fp: two targets, fn: one; five networks
-    fp = [r for r in ja["attacks"] if r["goal"] == "fp"]
-    assert all(r["target"] not in (r["label"], 3) for r in fp)
-    assert all(r["target"] == 3 for r in ja["attacks"] if r["goal"] == "fn")
-    assert whole["fp"]["direct"]["success_rate"] == 1.0
-    ratio = whole["ratio_fp_median_distortion_triple0.7_over_direct"]
-    assert ratio == pytest.approx(whole["fp"]["triple@0.7"]["distortion"]["median"]
-                                  / whole["fp"]["direct"]["distortion"]["median"])
-    assert len(ga["index"]) > 0 and set(ga["network"]) <= {"direct_param", "triple@0.7"}
-    assert ra["n_images"] == 8 and ra["pgd_success"]["fp"]["direct"][0] == 0  # ε = 0 never succeeds
+def tiny(what, out, figures=False, **kw):
+    return experiments.run(what, 3, models=toy_models(), testset=toy_test_set(), max_steps=60, out=out,
+                           eps_255=(4, 16, 64), suite=toy_suite(), figures=figures, png=False, progress=False,
+                           command="test", **kw)
 
 
-def test_fig5_redraws_from_a_fig4_run_and_fig6_keeps_fig4(tmp_path):
+def test_fgsm_and_robust_run_write_one_schema(tmp_path):
+    run = tiny("all", tmp_path)
+    s = run.summary
+    assert s["schema"] == results.SCHEMA and run.info.parts == ("fp", "fn", "gallery", "robust")
+    assert s["filter"]["n_images"] == 9 and s["filter"]["kept"] == 8
+    assert s["filter"]["wrong"]["triple@0.7"] == 1 and s["filter"]["wrong"]["direct"] == 0
+    assert len(run.rows) == 8 * 2 * 5 + 8 * 5  # fp: two targets, fn: one; five networks
+    assert all(r["target"] not in (r["label"], 3) for r in run.rows if r["goal"] == "fp")
+    assert s["fp"]["direct"]["success_rate"] == 1.0 and s["fp"]["direct"]["success_ci95"][1] == 1.0
+    ratio = s["ratio_fp_median_distortion"]
+    assert ratio["value"] == pytest.approx(s["fp"]["triple@0.7"]["distortion"]["median"]
+                                           / s["fp"]["direct"]["distortion"]["median"])
+    assert ratio["ci95"][0] <= ratio["value"] <= ratio["ci95"][1]
+    # the robust table: per-image worst case, monotone in ε, with a Wilson interval per entry
+    t = run.robust["table"]
+    assert run.robust["n_images"] == 8 and run.robust["eps_255"] == [4, 16, 64]
+    for goal in ("fp", "fn"):
+        for net, es in t[goal].items():
+            acc = [e["accuracy"] for e in es]
+            assert acc == sorted(acc, reverse=True), (goal, net)
+            assert all(e["ci95"][0] <= e["accuracy"] <= e["ci95"][1] for e in es)
+            assert all(e["broken"] == e["by_attack"]["pgd"] for e in es)  # one attack: the union is its own
+    assert t["fp"]["direct"][-1]["accuracy"] == 0.0 and t["fp"]["direct"][-1]["strongest"] == "pgd"
+    assert run.robust["sanity"]["monotone"] and (tmp_path / "CHECKLIST.md").exists()
+    # the files a reader finds, and a reader that ignores the written summary gets the same one
+    assert [r.name for r in experiments.list_runs(tmp_path.parent) if r.path == tmp_path] == [tmp_path.name]
+    (tmp_path / "summary.json").unlink()
+    again = experiments.load_run(tmp_path)
+    assert json.dumps(again.summary, sort_keys=True) == json.dumps(s, sort_keys=True)
+    readme = (tmp_path / "README.md").read_text()
+    assert "Robust accuracy on 8 images" in readme and "Triple-staged, θ = 0.7" in readme
+
+
+def test_fig6_keeps_fig4_rows_of_the_same_config_only(tmp_path):
     tiny("fig4", tmp_path)
-    tiny("fig6", tmp_path)  # same configuration: the fp rows stay
-    rows = json.loads((tmp_path / "attacks.json").read_text())["attacks"]
-    assert {r["goal"] for r in rows} == {"fp", "fn"}
-    # robust with another configuration keeps the figure run's rows and records its own settings
-    experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), max_steps=20, out=tmp_path,
-                    pgd_steps=2, robust_n_per_class=2, png=False, progress=False)
-    after = json.loads((tmp_path / "attacks.json").read_text())
-    assert after["attacks"] == rows and after["meta"]["max_steps"] == 150
-    robust = json.loads((tmp_path / "robust.json").read_text())
-    assert robust["meta"]["max_steps"] == 20 and robust["n_images"] == 6  # indices < 8: two per class
-    (tmp_path / "fig5_triple_0.7.png").unlink()
-    experiments.run("fig5", 3, models=toy_models(), out=tmp_path, png=False, progress=False)
-    assert (tmp_path / "fig5_triple_0.7.png").exists()
+    tiny("fig6", tmp_path)
+    assert {r["goal"] for r in experiments.load_run(tmp_path).rows} == {"fp", "fn"}
+    experiments.run("fig6", 3, models=toy_models(), testset=toy_test_set(), max_steps=20, out=tmp_path,
+                    figures=False, progress=False)  # another cap: the fp rows of cap 60 are stale
+    run = experiments.load_run(tmp_path)
+    assert {r["goal"] for r in run.rows} == {"fn"} and run.info.cap == 20 and "gallery" not in run.info.parts
 
 
 def test_per_theta_rows_share_one_trajectory(tmp_path):
-    tiny("fig6", tmp_path)
-    rows = json.loads((tmp_path / "attacks.json").read_text())["attacks"]
-    by = {(r["network"], r["index"]): r["steps"] for r in rows}
-    for i in {r["index"] for r in rows}:
+    run = tiny("fig6", tmp_path)
+    by = {(r["network"], r["index"]): r["steps"] for r in run.rows}
+    for i in {r["index"] for r in run.rows}:
         # none is reached sooner when the threshold is higher (the triple toy's scores only fall)
         assert by[("triple@0.7", i)] <= by[("triple@0.45", i)] <= by[("triple@0.2", i)]
 
 
-def test_box_stats_and_shards():
-    v = np.arange(101, dtype=float)
-    s = experiments.box_stats(v)
-    assert (s["p2"], s["q1"], s["median"], s["q3"], s["p98"]) == (2, 25, 50, 75, 98)
-    assert experiments.box_stats([])["median"] is None
-    assert experiments.parse_shard("1/3") == (1, 3) and experiments.parse_shard(None) == (0, 1)
-    with pytest.raises(ValueError):
-        experiments.parse_shard("3/3")
-    ts = toy_test_set()
-    parts = [experiments.shard(ts, i, 3) for i in range(3)]
-    assert sorted(int(i) for p in parts for i in p.indices) == sorted(ts.indices.tolist())
+def test_censored_medians_and_intervals():
+    # 3 of 5 attacks failed at the cap (100): the median is decided by failures, a lower bound
+    assert stats.censored_median([5, 7, 100, 100, 100], [1, 1, 0, 0, 0]) == (100.0, False)
+    assert stats.censored_median([5, 7, 9, 100, 100], [1, 1, 1, 0, 0]) == (9.0, True)
+    # a failure recorded *below* the median may need more: still censored
+    assert stats.censored_median([0.01, 0.02, 0.03], [0, 1, 1]) == (0.02, False)
+    b = stats.box_stats(np.arange(101.0))
+    assert (b["p2"], b["q1"], b["median"], b["q3"], b["p98"]) == (2, 25, 50, 75, 98) and b["median_exact"]
+    assert stats.box_stats([])["median"] is None
+    lo, hi = stats.wilson_ci(0, 100)
+    assert lo == 0 and hi == pytest.approx(0.0370, abs=1e-4)  # the textbook value for 0/100
+    lo, hi = stats.wilson_ci(50, 100)
+    assert (lo, hi) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert results.format_median(100, False) == "≥ 100" and results.format_median(12, True) == "12"
 
 
-def test_png_fallbacks_draw(tmp_path):
-    tiny("all", tmp_path)
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    robust = json.loads((tmp_path / "robust.json").read_text())
-    experiments.pil_boxes(summary, "fp", tmp_path / "b.png")
-    experiments.pil_robust(robust, tmp_path / "r.png")
+def test_committed_folders_read_in_the_current_schema():
+    runs = {r.name: r for r in experiments.list_runs(ROOT)}
+    if "results" not in runs:
+        pytest.skip("no committed results folder")
+    old = experiments.load_run(ROOT / "results")
+    assert old.summary["schema"] == results.SCHEMA
+    med, exact = old.median("fp", "triple@0.7", "steps")
+    assert med == old.info.cap and not exact  # a 100-step cap censors the triple-staged FP median
+    if old.robust:  # an old PGD-only robust.json: counts, no per-image worst case
+        assert old.robust["per_image_worst_case"] is False or old.robust.get("broken")
+        assert set(old.robust["table"]) == {"fp", "fn"}
+
+
+def test_figures_and_png_fallbacks(tmp_path):
     from PIL import Image
 
-    assert Image.open(tmp_path / "b.png").size == (1200, 460)
-    assert Image.open(tmp_path / "r.png").size == (1200, 460)
+    from aimeye.figures import experiments as F
+
+    run = tiny("all", tmp_path, figures=True)  # html only (png=False); no gallery drawing: no trimesh import
+    assert (tmp_path / "fig4.html").exists() and (tmp_path / "robust.html").exists()
+    F.pil_boxes(run.summary, "fp", tmp_path / "b.png")
+    F.pil_robust(run.robust, tmp_path / "r.png")
+    assert Image.open(tmp_path / "b.png").size[0] == F.WIDTH and Image.open(tmp_path / "r.png").size == (1200, 480)
+    fig = F.box_figure(run.summary, "fp")
+    names = {t.name for t in fig.data}
+    assert "Direct CNN" in names and "triple@0.7" not in names and "clipped" not in fig.layout.title.text
+    assert {t.marker.color for t in fig.data if t.name == "Direct CNN"} == {F.network_colour("direct")}
+    rf = F.robust_figure(run.robust)
+    assert rf.layout.xaxis.title.text.startswith("ε") and len(rf.data) == 2 * 5
 
     class Broken:
+        layout = fig.layout
+
         def write_image(self, *a, **k):
             raise RuntimeError("no Chrome")
 
-    how = experiments._write_png(Broken(), tmp_path / "c.png", lambda p: experiments.pil_boxes(summary, "fn", p))
+    how = F.write_png(Broken(), tmp_path / "c.png", lambda p: F.pil_boxes(run.summary, "fn", p))
     assert how.startswith("pil") and (tmp_path / "c.png").exists()
+
+
+def test_cli_messages_instead_of_tracebacks(tmp_path, capsys, monkeypatch):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(SystemExit) as e:
+        cli.main(["experiment", "fig4", "--device", "cuda", "--checkpoints", str(tmp_path)])
+    assert "error:" in str(e.value)
+    monkeypatch.setattr(experiments.main, "DEFAULT_OUT", tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["experiment", "fig5", "--out", str(tmp_path / "nothing"), "--checkpoints", str(ROOT)])
+    assert "not a results folder" in str(e.value) or "checkpoint" in str(e.value)
+
+
+# --- torchrun: 2 gloo ranks give the rows of one process --------------------------------------
+
+def _rank(rank: int, world: int, port: int, out: str):
+    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    torch.set_num_threads(1)
+    tiny("all", out)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_gloo_ranks_equal_one_process(tmp_path):
+    one = tiny("all", tmp_path / "one")
+    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
+    two = experiments.load_run(tmp_path / "two")
+    assert two.summary["meta"]["world_size"] == 2 and len(two.rows) == len(one.rows)
+    for a, b in zip(one.rows, two.rows, strict=True):
+        # scores come from forward passes over other batches: equal up to float rounding
+        assert a["scores"] == pytest.approx(b["scores"], rel=1e-5, abs=1e-7)
+        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
+    assert one.summary["filter"] == two.summary["filter"]
+    assert one.robust["broken"] == two.robust["broken"] and one.robust["table"] == two.robust["table"]
+    assert set(one.gallery) == set(two.gallery)
+    assert all(np.array_equal(one.gallery[k], two.gallery[k]) for k in one.gallery)

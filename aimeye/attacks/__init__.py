@@ -4,6 +4,10 @@
   Goodfellow et al. 2015), batched, with per-image stop rules and per-θ stops.
 * :func:`fgsm`: the one-step fast gradient sign method (for transfer tests).
 * :func:`pgd`: L∞ PGD with a random start on a θ-aware margin (Madry et al. 2018).
+* :func:`apgd`: APGD / APGD-T with CE or DLR losses (Croce & Hein 2020), the robustness workhorse.
+* :func:`adaptive_score`, :func:`adaptive_patch`: adaptive attacks on the triple-staged network
+  (target score / comparator patch logits, projector start, BPDA over the estimator's clip).
+* :func:`transfer`: adversarials crafted on a source network, judged on the attacked one.
 * :class:`Stepper`: one image, one iterate at a time, for the app.
 * :func:`make_victim`: the uniform face (scores, verdict, loss, margin) of
   ``direct``, ``direct_param`` and ``triple``.
@@ -12,13 +16,17 @@
 Nothing here changes a model: gradients are taken w.r.t. the input only.
 """
 
+from .adaptive_patch import adaptive_patch
+from .adaptive_score import adaptive_score
+from .apgd import apgd
 from .fgsm import STEP, fgsm, iterative_fgsm
 from .metrics import all_metrics, distortion, l2, linf, ssim
 from .pgd import pgd
 from .result import AttackResult
 from .stepper import Iterate, Stepper
+from .transfer import transfer
 from .victims import GOALS, NETWORKS, DirectVictim, TripleVictim, Victim, goal_reached, make_victim, resolve_target
 
 __all__ = ["GOALS", "NETWORKS", "STEP", "AttackResult", "DirectVictim", "Iterate", "Stepper", "TripleVictim",
-           "Victim", "all_metrics", "distortion", "fgsm", "goal_reached", "iterative_fgsm", "l2", "linf",
-           "make_victim", "pgd", "resolve_target", "ssim"]
+           "Victim", "adaptive_patch", "adaptive_score", "all_metrics", "apgd", "distortion", "fgsm", "goal_reached",
+           "iterative_fgsm", "l2", "linf", "make_victim", "pgd", "resolve_target", "ssim", "transfer"]

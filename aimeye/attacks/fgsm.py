@@ -31,17 +31,16 @@ from dataclasses import replace
 
 import torch
 
+from ..paper import STEP
 from .result import AttackResult
 from .victims import TripleVictim, Victim, check_goal, goal_reached, resolve_target
-
-STEP = 1.0 / 255.0
 
 
 def _prep(x: torch.Tensor, y) -> tuple[torch.Tensor, torch.Tensor]:
     x = x.detach().float()
     if x.dim() == 3:
         x = x[:, None]
-    y = torch.as_tensor(y).long().reshape(-1)
+    y = torch.as_tensor(y).long().reshape(-1).cpu()
     if y.numel() == 1 and len(x) > 1:
         y = y.expand(len(x)).clone()
     if len(y) != len(x):
@@ -88,14 +87,15 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
     keys = theta_list or [None]
     nt = len(keys)
 
+    dev = x.device  # the attack runs where the images are; the bookkeeping stays on the CPU
     first = torch.full((n, nt), -1, dtype=torch.long)  # first step at which each θ's goal held
-    x_at = x.unsqueeze(0).repeat(nt, 1, 1, 1, 1)  # the image at each θ's stop
+    x_at = x.cpu().unsqueeze(0).repeat(nt, 1, 1, 1, 1)  # the image at each θ's stop
     s_at = torch.zeros(nt, n, victim.n_outputs)
 
     # the pool: images being attacked now (at most batch_size), refilled from the queue as images finish
     pool, queue = torch.arange(min(n, batch_size)), torch.arange(min(n, batch_size), n)
-    xp, sp, fp = x[pool].clone(), torch.zeros(len(pool), dtype=torch.long), first[pool].clone()
-    yp, tp = y[pool], tgt[pool]
+    xp, sp, fp = x[pool.to(dev)].clone(), torch.zeros(len(pool), dtype=torch.long), first[pool].clone()
+    yp, tp = y[pool].to(dev), tgt[pool].to(dev)
     sp_max = 0  # the most steps any pool image has taken (a Python int: no tensor op to test the cap)
     with torch.enable_grad():
         while len(pool):
@@ -103,7 +103,7 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
             raw = victim.forward(xr)
             any_hit = False
             for j, th in enumerate(keys):
-                hit = goal_reached(victim.verdict_raw(raw.detach(), th), yp, goal)
+                hit = goal_reached(victim.verdict_raw(raw.detach(), th), yp, goal).cpu()
                 if nt > 1:  # with one θ every pool image is still unfinished
                     hit &= fp[:, j] < 0
                 if hit.any():
@@ -111,8 +111,8 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
                     rows = pool[hit]
                     first[rows, j] = sp[hit]
                     fp[hit, j] = sp[hit]
-                    x_at[j, rows] = xp[hit].detach()
-                    s_at[j, rows] = victim.scores_of(raw.detach()[hit])
+                    x_at[j, rows] = xp.detach()[hit.to(dev)].cpu()
+                    s_at[j, rows] = victim.scores_of(raw.detach()[hit.to(dev)]).cpu()
             fin = ((fp >= 0).all(1) | (sp >= max_steps)) if (any_hit or sp_max >= max_steps) else None
             if fin is None or not fin.any():  # the common case: every image in the pool takes a step
                 g = input_grad(victim.loss_of(raw, tp, goal).sum(), xr)
@@ -120,26 +120,27 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
                 sp += 1
                 sp_max += 1
                 continue
-            s = victim.scores_of(raw.detach())
+            s = victim.scores_of(raw.detach()).cpu()
             for j in range(nt):  # failures: keep the last iterate
                 miss = fin & (fp[:, j] < 0)
                 if miss.any():
-                    x_at[j, pool[miss]] = xp[miss].detach()
+                    x_at[j, pool[miss]] = xp.detach()[miss.to(dev)].cpu()
                     s_at[j, pool[miss]] = s[miss]
             if progress is not None:
                 progress(int(fin.sum()))
             cont = ~fin
+            cd = cont.to(dev)
             if cont.any():
-                g = input_grad(victim.loss_of(raw, tp, goal)[cont].sum(), xr)[cont]
-                x_next = (xp.detach()[cont] - step * g.sign()).clamp_(0.0, 1.0)
+                g = input_grad(victim.loss_of(raw, tp, goal)[cd].sum(), xr)[cd]
+                x_next = (xp.detach()[cd] - step * g.sign()).clamp_(0.0, 1.0)
             else:
-                x_next = xp.detach()[cont]
+                x_next = xp.detach()[cd]
             new, queue = queue[:int(fin.sum())], queue[int(fin.sum()):]
             pool = torch.cat([pool[cont], new])
-            xp = torch.cat([x_next, x[new]])
+            xp = torch.cat([x_next, x[new.to(dev)]])
             sp = torch.cat([sp[cont] + 1, torch.zeros(len(new), dtype=torch.long)])
             fp = torch.cat([fp[cont], first[new]])
-            yp, tp = y[pool], tgt[pool]
+            yp, tp = y[pool].to(dev), tgt[pool].to(dev)
             sp_max = int(sp.max()) if len(sp) else 0
 
     results = {}
@@ -148,6 +149,6 @@ def iterative_fgsm(victim: Victim, x: torch.Tensor, y, goal: str = "fp", target=
         results[th] = AttackResult.build(
             attack="fgsm", network=victim.name, goal=goal, theta=th, y=y, target=tgt,
             steps=torch.where(ok, first[:, j], torch.full_like(first[:, j], max_steps)), success=ok,
-            scores=s_at[j], verdict=victim.verdict_from(s_at[j], th), x=x, x_adv=x_at[j], max_steps=max_steps)
+            scores=s_at[j], verdict=victim.verdict_from(s_at[j], th), x=x.cpu(), x_adv=x_at[j], max_steps=max_steps)
     top = results[victim.theta if victim.theta is not None else None]
     return replace(top, per_theta=results) if thetas is not None else top

@@ -120,6 +120,19 @@ class Victim:
         """(N,) > 0 exactly when the goal is reached (θ-aware for the triple network)."""
         raise NotImplementedError
 
+    def judge(self, x: torch.Tensor, y, goal: str, batch_size: int | None = None):
+        """(scores, verdict, goal reached) of images x under this victim's true verdict rule (no gradients)."""
+        bs = batch_size or max(self.batch_size, 64)
+        with torch.no_grad():
+            s = torch.cat([self.scores(x[i:i + bs]) for i in range(0, len(x), bs)]) if len(x) else \
+                torch.zeros(0, self.n_outputs, device=x.device)
+        v = self.verdict_from(s)
+        return s, v, goal_reached(v, torch.as_tensor(y, device=v.device), goal)
+
+    def objective(self, raw: torch.Tensor, y, goal: str, target=None, loss: str = "ce") -> torch.Tensor:
+        """Per-image quantity (N,) that an attack *maximises* to reach the goal; see the subclasses."""
+        raise NotImplementedError
+
     def explain(self, x: torch.Tensor):
         return None
 
@@ -151,7 +164,7 @@ class DirectVictim(Victim):
 
     def loss_of(self, raw, target, goal):
         check_goal(goal)
-        target = torch.full((len(raw),), NONE, dtype=torch.long) if goal == "fn" else target
+        target = torch.full((len(raw),), NONE, dtype=torch.long, device=raw.device) if goal == "fn" else target
         return F.cross_entropy(raw, target.to(raw.device), reduction="none")
 
     def margin_of(self, raw, y, goal, target=None, theta=None):
@@ -169,6 +182,31 @@ class DirectVictim(Victim):
 
     def margin(self, scores, y, goal, target=None):
         return self.margin_of(torch.log(scores.clamp_min(1e-38)), y, goal, target)
+
+    def objective(self, raw, y, goal, target=None, loss="ce"):
+        """``ce``: the log-probability of the goal (fn: of none; fp: of the target, or of the set of
+        the other object classes when untargeted). ``dlr``: the goal margin (:meth:`margin_of`) over the
+        DLR scale of Croce & Hein (2020), z_π1 − ½(z_π3 + z_π4) (their targeted form) for every goal:
+        with four classes the untargeted scale z_π1 − z_π3 equals minus the margin whenever the order is
+        (own, none, other), which makes the loss constant (−1) and its gradient zero."""
+        check_goal(goal)
+        y = torch.as_tensor(y, device=raw.device).long().reshape(-1).expand(len(raw))
+        if loss == "ce":
+            logp = F.log_softmax(raw, 1)
+            if goal == "fn":
+                return logp[:, NONE]
+            if target is not None:
+                t = torch.as_tensor(target, device=raw.device).long().reshape(-1).expand(len(raw))
+                return logp.gather(1, t[:, None])[:, 0]
+            mask = torch.ones_like(logp, dtype=torch.bool)
+            mask.scatter_(1, y[:, None], False)
+            mask[:, NONE] = False
+            return torch.logsumexp(logp.masked_fill(~mask, float("-inf")), 1)
+        if loss == "dlr":
+            srt = raw.sort(1, descending=True).values
+            den = srt[:, 0] - 0.5 * (srt[:, 2] + srt[:, 3])
+            return self.margin_of(raw, y, goal, target) / (den + 1e-12)
+        raise ValueError(f"the direct networks have no {loss!r} objective (ce or dlr)")
 
 
 class TripleVictim(Victim):
@@ -223,6 +261,34 @@ class TripleVictim(Victim):
 
     def margin(self, scores, y, goal, target=None):
         return self.margin_of(scores, y, goal, target)
+
+    def objective(self, raw, y, goal, target=None, loss="ce"):
+        """``ce``: minus the reference's Euclidean loss ½‖s − t‖² (t: zeros for fn, the target's one-hot
+        for fp; untargeted fp takes the currently best other object class). ``dlr``: the θ-aware margin
+        (the scores are bounded in [0,1] already, so the DLR scale does not apply). ``score``: the
+        target's score itself, minus the gap to the leading class while another class leads (fn: minus
+        the highest score; untargeted fp: the target is the best other object class)."""
+        check_goal(goal)
+        y = torch.as_tensor(y, device=raw.device).long().reshape(-1).expand(len(raw))
+        if goal == "fp" and target is None:
+            other = raw.detach().scatter(1, y[:, None], float("-inf")).argmax(1)
+        elif goal == "fp":
+            other = torch.as_tensor(target, device=raw.device).long().reshape(-1).expand(len(raw))
+        if loss == "ce":
+            t = torch.zeros_like(raw) if goal == "fn" else F.one_hot(other, nets.N_OBJECTS).to(raw.dtype)
+            return -0.5 * ((raw - t) ** 2).sum(1)
+        if loss == "dlr":
+            return self.margin_of(raw, y, goal, target)
+        if loss == "score":
+            if goal == "fn":
+                return -raw.max(1).values
+            st = raw.gather(1, other[:, None])[:, 0]
+            return st + torch.clamp(st - _max_excluding(raw, [other]), max=0.0)
+        raise ValueError(f"the triple-staged network has no {loss!r} objective (ce, dlr or score)")
+
+    def bpda(self) -> TripleVictim:
+        """The same network and θ with the estimator's clip bypassed in the backward pass (BPDA)."""
+        return TripleVictim(self.model, self.theta, straight_through=True, name=self.name + "+bpda")
 
 
 def parse_network(network: str) -> tuple[str, float | None]:

@@ -19,7 +19,9 @@ NETWORK_COLOURS = {
     "triple@0.7": "#003F66",  # dark blue
     "triple_at": "#009E73",  # bluish green: the triple-staged network with adversarially trained stages
 }
-CLASS_COLOURS = dict(zip(CLASSES, ("#8C564B", "#0072B2", "#009E73", "#7F7F7F"), strict=True))
+# classes get hues no network has (a chart of one network's class scores sits beside network lines):
+# brown, near-black (the penguin's colours), olive, grey
+CLASS_COLOURS = dict(zip(CLASSES, ("#8C564B", "#222222", "#999933", "#7F7F7F"), strict=True))
 FONT_SIZE = 16  # readable from the back of a classroom
 
 

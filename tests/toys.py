@@ -8,6 +8,8 @@ toys mirror the interfaces of the real networks:
 * :class:`BandClassifier`: logits ``κ·(m_c − ½)`` for c = 0, 1, 2 and 0 for none.
 * :class:`BandTriple`: scores ``sigmoid(κ·(m_c − ½))`` with an ``explain`` that
   returns a :class:`aimeye.nets.Explanation` of the right shapes.
+* :func:`weak_triple`: a real :class:`aimeye.nets.TripleStaged` built from band stages
+  (estimator, projector, comparator), for the adaptive attacks that use the stages.
 
 Every pixel of a band gets the same gradient sign under FGSM, so the step at
 which a verdict flips can be computed by hand (see tests/test_attacks.py). The
@@ -21,7 +23,7 @@ from types import SimpleNamespace
 import torch
 from torch import nn
 
-from .. import nets
+from aimeye import nets
 
 BANDS = ((0, 21), (21, 42), (42, 64))
 
@@ -74,3 +76,40 @@ def toy_models(kappa: float = 10.0) -> SimpleNamespace:
     """A :class:`aimeye.checkpoints.Models`-like bundle of toys."""
     return SimpleNamespace(direct=BandClassifier(kappa), direct_param=BandClassifier(kappa, with_params=True),
                            triple=BandTriple(kappa))
+
+
+# --- a weak triple-staged toy with the real network's three stages --------------------------------
+
+class BandEstimator(nn.Module):
+    """Stage 1 of the toy: the 'rotation' is 4·(m_c − ½) on every axis, clipped like the real one
+    (so the clip saturates for any clearly bright or dark band; BPDA passes through it)."""
+
+    def forward(self, x, cls, straight_through: bool = False):
+        m = band_means(x).gather(1, cls[:, None])
+        return nets.clip_rotation((4 * (m - 0.5)).expand(-1, 3), straight_through)
+
+
+class BandProjector(nn.Module):
+    """Stage 2 of the toy: class c is drawn as its band at grey 0.9 (alpha 1 on the band)."""
+
+    def forward(self, params, cls):
+        alpha = torch.zeros(len(cls), 1, 64, 64, device=params.device)
+        for c, (a, b) in enumerate(BANDS):
+            alpha[cls == c, :, a:b] = 1.0
+        return 0.9 * alpha + 0 * params.sum(1).view(-1, 1, 1, 1), alpha
+
+
+class BandComparator(nn.Module):
+    """Stage 3 of the toy: a patch is 'similar' when its query mean is bright: κ·(mean − ½) logits."""
+
+    def __init__(self, kappa: float = 10.0):
+        super().__init__()
+        self.kappa = kappa
+
+    def forward(self, query, projection, alpha):
+        return self.kappa * (torch.nn.functional.avg_pool2d(query, 10, stride=1) - 0.5)
+
+
+def weak_triple(kappa: float = 10.0) -> nets.TripleStaged:
+    """A real :class:`aimeye.nets.TripleStaged` made of the band stages: weak on purpose."""
+    return nets.TripleStaged(BandEstimator(), BandProjector(), BandComparator(kappa)).eval()

@@ -1,0 +1,175 @@
+"""One entry point for every experiment: :func:`run` (called by ``python -m aimeye experiment``).
+
+    python -m aimeye experiment {fig4,fig6,all,robust,fig5} [options]
+    torchrun --standalone --nproc_per_node K -m aimeye experiment ...   (K ranks; rank 0 writes)
+
+``fig4``/``fig6``/``all`` run the paper's iterated FGSM (:mod:`.runs`) and, for
+``all``, the robust-accuracy evaluation (:mod:`.robust`) too; ``robust`` runs
+only the latter; ``fig5`` redraws the figures of an existing folder.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+
+from .. import checkpoints
+from ..paper import STAGES, THETAS
+from . import dist, results
+from .robust import EPS_255, checklist_text, merge_rank_parts, network_order, run_robust, sanity_checks, victims_for
+from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows, summarise
+from .suite import default_suite
+from .testset import NETWORKS, SEED, TestSet, add_filters, filter_correct, load_test_set
+
+DEFAULT_OUT = results.DEFAULT_ROOT / "results"
+WHAT = {"fig4": ("fp",), "fig6": ("fn",), "all": ("fp", "fn"), "robust": (), "fig5": ()}
+CONFIG_KEYS = ("n_per_class", "max_steps", "seed", "checkpoints_sha256")  # rows of another config are stale
+
+
+def model_shas(models) -> dict:
+    """The sha256 of every stage's weights (empty for models without sidecars, e.g. toys)."""
+    try:
+        return {s: models.sidecar(s).get("sha256") for s in STAGES}
+    except (AttributeError, checkpoints.CheckpointError):
+        return {}
+
+
+def on_device(models, device: torch.device, names=("direct", "direct_param", "triple")):
+    """The models on ``device``: private copies off the CPU (the shared CPU models are never moved)."""
+    if device.type == "cpu":
+        return models
+    get = models.get if isinstance(models, dict) else lambda k: getattr(models, k)
+    moved = {k: copy.deepcopy(get(k)).to(device) for k in names}
+    return moved if isinstance(models, dict) else SimpleNamespace(**moved)
+
+
+def machine(device: torch.device, ranks: dist.Ranks) -> str:
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU ×{os.cpu_count()}"
+    return f"{what}, {ranks.world} rank(s)"
+
+
+def _fgsm_part(models, ts: TestSet, goals, max_steps, batch_size, triple_batch_size, progress, device) -> dict:
+    kept, filt = filter_correct(models, ts)
+    out = {"rows": [], "filter": filt, "gallery": [], "image_steps": {}, "timings_s": {}}
+    for goal in goals:
+        t0 = time.time()
+        rows, gallery, steps = run_goal(models, kept, goal, max_steps, batch_size, progress, triple_batch_size, device)
+        out["rows"] += rows
+        if goal == "fp":
+            out["gallery"].append(gallery)
+        out["image_steps"][goal] = steps
+        out["timings_s"][goal] = round(time.time() - t0, 1)
+    return out
+
+
+def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | None = None, max_steps: int = 10_000,
+        out: Path | str = DEFAULT_OUT, batch_size: int = 64, triple_batch_size: int = TRIPLE_BATCH,
+        robust_n_per_class: int | None = None, eps_255=EPS_255, suite=None, attack_steps: int = 100,
+        restarts: int = 5, extra: dict | None = None, figures: bool = True, png: bool = True, progress: bool = True,
+        command: str = "", notes: list[str] | None = None, device: str = "auto") -> results.Run | None:
+    """Run ``what`` and write the results folder ``out``; returns it loaded (rank 0) or None (other ranks).
+
+    ``testset`` replaces ``load_test_set(n_per_class)`` (tests use toys); ``extra`` maps more result keys
+    (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`."""
+    if what not in WHAT:
+        raise ValueError(f"what must be one of {tuple(WHAT)}, got {what!r}")
+    ranks = dist.setup()
+    try:
+        dev = dist.pick_device(device, ranks)
+        return _run(what, n_per_class, ranks, dev, models=models, testset=testset, max_steps=max_steps,
+                    out=Path(out), batch_size=batch_size, triple_batch_size=triple_batch_size,
+                    robust_n_per_class=robust_n_per_class, eps_255=tuple(eps_255), suite=suite,
+                    attack_steps=attack_steps, restarts=restarts, extra=extra, figures=figures, png=png,
+                    progress=progress and ranks.is_main, command=command, notes=notes or [])
+    finally:
+        ranks.close()
+
+
+def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batch_size, triple_batch_size,
+         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, figures, png, progress, command, notes):
+    from .report import write_folder
+
+    t_start = time.time()
+    models = models if models is not None else checkpoints.load_models()
+    shas = model_shas(models)
+    if what == "fig5":
+        return write_folder(out, figures=figures, png=png) if ranks.is_main else None
+    dmodels = on_device(models, dev)
+    meta = {"seed": SEED, "thetas": list(THETAS), "torch": torch.__version__, "threads": torch.get_num_threads(),
+            "machine": machine(dev, ranks), "device": str(dev), "world_size": ranks.world, "n_per_class": n_per_class,
+            "max_steps": max_steps, "batch_size": batch_size, "triple_batch_size": triple_batch_size,
+            "checkpoints_sha256": shas, "notes": notes, "command": command}
+    full = testset if testset is not None else load_test_set(max(n_per_class, robust_n_per_class or 0))
+    mine = lambda ts: ts.select(ranks.slice(len(ts)))
+    goals = WHAT[what]
+    if goals:
+        ts = full.first_per_class(n_per_class)
+        part = ranks.gather(_fgsm_part(dmodels, mine(ts), goals, max_steps, batch_size, triple_batch_size,
+                                       progress, dev))
+        if ranks.is_main:
+            _write_fgsm(out, part, goals, meta, t_start)
+    if what in ("robust", "all"):
+        t0 = time.time()
+        rts = full.first_per_class(robust_n_per_class or n_per_class)
+        dextra = on_device(extra or {}, dev, names=tuple(extra or ()))
+        victims = victims_for(dmodels, dextra)
+        kept, filt = filter_correct(dmodels, mine(rts), extra={k: v for k, v in victims.items()
+                                                              if k not in NETWORKS})
+        suite = suite if suite is not None else default_suite(victims, steps=attack_steps, restarts=restarts)
+        res = run_robust(victims, kept, suite, eps_255, progress=progress, device=dev)
+        parts = ranks.gather({"robust": res, "filter": filt})
+        if ranks.is_main:
+            merged = merge_rank_parts([p["robust"] for p in parts])
+            f = parts[0]["filter"]
+            for p in parts[1:]:
+                f = add_filters(f, p["filter"])
+            rmeta = {**meta, "n_per_class": robust_n_per_class or n_per_class, "filter": f,
+                     "wall_time_s": round(time.time() - t0, 1), "commands": [command] if command else []}
+            rmeta.pop("max_steps")
+            robust = {"schema": results.SCHEMA, "per_image_worst_case": True, "meta": rmeta,
+                      "eps_255": list(eps_255), "n_images": len(merged["indices"]), "indices": merged["indices"],
+                      "networks": network_order(victims), "attacks": {s.name: s.describe() for s in suite},
+                      "image_evaluations": merged["image_evaluations"], "broken": merged["broken"],
+                      "table": results.robust_table(merged["broken"], len(merged["indices"]), list(eps_255))}
+            robust["sanity"] = sanity_checks(robust)
+            out.mkdir(parents=True, exist_ok=True)
+            results.write_json(out / "robust.json", robust)
+            (out / "CHECKLIST.md").write_text(checklist_text())
+    if not ranks.is_main:
+        return None
+    return write_folder(out, figures=figures, png=png)
+
+
+def _write_fgsm(out: Path, parts: list[dict], goals, meta: dict, t_start: float):
+    """Merge the ranks' FGSM parts with the rows of the other goal already in ``out`` (same config only)."""
+    out.mkdir(parents=True, exist_ok=True)
+    filt = parts[0]["filter"]
+    for p in parts[1:]:
+        filt = add_filters(filt, p["filter"])
+    rows = [r for p in parts for r in p["rows"]]
+    old = results.read_json(out / "attacks.json")
+    same = old is not None and all(old["meta"].get(k) == meta[k] for k in CONFIG_KEYS)
+    if same:
+        rows += [r for r in old["attacks"] if r["goal"] not in goals]
+    else:
+        for stale in ("attacks.json", "attacks.csv", "summary.json", "gallery.npz"):
+            (out / stale).unlink(missing_ok=True)
+    wall = round(time.time() - t_start, 1)
+    timings = {**(old["meta"].get("timings_s", {}) if same else {}),
+               **{g: round(max(p["timings_s"].get(g, 0) for p in parts), 1) for g in goals}}
+    steps = {**(old["meta"].get("image_steps", {}) if same else {}),
+             **{g: sum(p["image_steps"].get(g, 0) for p in parts) for g in goals}}
+    commands = [*(old["meta"].get("commands", []) if same else []), {"command": meta["command"], "wall_time_s": wall}]
+    meta = {**meta, "timings_s": timings, "image_steps": steps, "commands": commands,
+            "wall_time_s": round((old["meta"].get("wall_time_s", 0) if same else 0) + wall, 1)}
+    results.write_attacks_json(out / "attacks.json", {"meta": meta, "filter": filt, "attacks": sort_rows(rows)})
+    results.write_csv(sort_rows(rows), out / "attacks.csv")
+    if "fp" in goals:
+        results.save_gallery(cat_gallery([g for p in parts for g in p["gallery"]]), out / "gallery.npz")
+    results.write_json(out / "summary.json", summarise(sort_rows(rows), filt, meta))

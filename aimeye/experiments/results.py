@@ -1,0 +1,275 @@
+"""Results folders: one schema for writing and reading, and the reading API the app uses.
+
+A results folder (``checkpoints/results``, ``checkpoints/results_cap1000``, …) holds
+
+| file | contents |
+|---|---|
+| ``attacks.json`` | ``meta`` (command, cap, n per class, seed, checkpoint sha256s, timings), ``filter`` and ``attacks``: one row per FGSM attack (:data:`.runs.ROW_KEYS` + final ``scores``) |
+| ``attacks.csv`` | the same rows as CSV (``score_0..3``) |
+| ``summary.json`` | :func:`.runs.summarise` of the rows (success with CIs, censored box statistics, the FP ratio) |
+| ``gallery.npz`` | Fig. 5 material |
+| ``robust.json`` | the robust-accuracy table (:mod:`.robust`): per goal, network and ε, the per-image worst case over all attacks |
+| ``CHECKLIST.md`` | the evaluation checklist the robustness run followed |
+| figures and ``README.md`` | written from the above |
+
+Reading: :func:`list_runs` finds every results folder under a checkpoint
+directory; :func:`load_run` returns a :class:`Run` whose summary and robust
+table are always in the current schema (version :data:`SCHEMA`): folders written
+by older versions are converted on reading (the summary is recomputed from the
+rows; an old PGD-only ``robust.json`` becomes a table with one attack and
+``per_image_worst_case`` false).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .stats import wilson_ci
+
+SCHEMA = 2
+DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+def read_json(path: Path) -> dict | None:
+    """The JSON at ``path``, or None when it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, obj):
+    Path(path).write_text(json.dumps(obj, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_attacks_json(path: Path, attacks: dict):
+    """Like json.dump, with one attack per line (thousands of rows stay diff- and grep-friendly)."""
+    head = {k: v for k, v in attacks.items() if k != "attacks"}
+    body = ",\n".join(json.dumps(r, ensure_ascii=False) for r in attacks["attacks"])
+    text = json.dumps(head, indent=1, ensure_ascii=False)[:-2] + ',\n "attacks": [\n' + body + "\n ]\n}\n"
+    Path(path).write_text(text)
+
+
+def write_csv(rows: list[dict], path: Path):
+    from .runs import ROW_KEYS
+
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow([*ROW_KEYS, *(f"score_{i}" for i in range(4))])
+        for r in rows:
+            s = list(r.get("scores") or []) + [""] * (4 - len(r.get("scores") or []))
+            w.writerow([r[k] if not isinstance(r[k], float) else f"{r[k]:.6g}" for k in ROW_KEYS]
+                       + [f"{v:.6g}" if v != "" else "" for v in s])
+
+
+def save_gallery(g: dict, path: Path):
+    np.savez_compressed(path, **{k: (v.astype("U32") if k == "network" else v) for k, v in g.items()})
+
+
+def load_gallery(path: Path) -> dict | None:
+    if not Path(path).exists():
+        return None
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+# --- the robust table ----------------------------------------------------------------------------
+
+def robust_table(broken: dict, n: int, eps_255: list[int]) -> dict:
+    """``broken[goal][network][attack]`` = per ε, the scene indices that attack turned → the table:
+    per goal and network, one entry per ε with the per-image worst case over all attacks."""
+    table = {}
+    for goal, nets_ in broken.items():
+        table[goal] = {}
+        for net, by_attack in nets_.items():
+            entries = []
+            for j, e in enumerate(eps_255):
+                sets = {a: set(v[j]) for a, v in by_attack.items()}
+                union = set().union(*sets.values()) if sets else set()
+                counts = {a: len(s) for a, s in sets.items()}
+                only = {a: len(s - set().union(*(t for b, t in sets.items() if b != a))) for a, s in sets.items()}
+                strongest = max(counts, key=lambda a: (counts[a], only[a])) if union else None
+                ci = wilson_ci(n - len(union), n)
+                entries.append({"eps_255": e, "n": n, "broken": len(union), "accuracy": (n - len(union)) / n if n else None,
+                                "ci95": list(ci) if ci else None, "by_attack": counts, "only_by": only,
+                                "strongest": strongest})
+            table[goal][net] = entries
+    return table
+
+
+def _robust_from_v1(d: dict) -> dict:
+    """An old PGD-only robust.json (counts) → the current schema. Counts per attack cannot give a
+    per-image worst case: the accuracy shown is the lowest over the recorded attacks (an upper bound)."""
+    n, eps = int(d.get("n_images") or 0), list(d.get("eps_255") or [])
+    per: dict = {}
+
+    def put(goal, net, attack, counts):
+        per.setdefault(goal, {}).setdefault(net, {})[attack] = [int(c) for c in counts]
+
+    for goal, nets_ in (d.get("pgd_success") or {}).items():
+        for net, counts in nets_.items():
+            put(goal, net, f"pgd-{d.get('pgd_steps', '?')}", counts)
+    for goal, nets_ in (d.get("gradient_masking") or {}).items():
+        for net, counts in nets_.items():
+            if net.endswith("+st"):
+                put(goal, net[:-3], f"pgd-{d.get('pgd_steps', '?')}-bpda", counts)
+    for att, goals in (d.get("transfer_from_direct") or {}).items():
+        for goal, nets_ in goals.items():
+            for net, counts in nets_.items():
+                if net != "direct" and isinstance(counts, list):
+                    put(goal, net, f"transfer-{att}(direct)", counts)
+    table = {}
+    for goal, nets_ in per.items():
+        table[goal] = {}
+        for net, by_attack in nets_.items():
+            entries = []
+            for j, e in enumerate(eps):
+                counts = {a: c[j] for a, c in by_attack.items()}
+                k = max(counts.values())
+                ci = wilson_ci(n - k, n)
+                entries.append({"eps_255": e, "n": n, "broken": k, "accuracy": (n - k) / n if n else None,
+                                "ci95": list(ci) if ci else None, "by_attack": counts, "only_by": None,
+                                "strongest": max(counts, key=counts.get) if k else None})
+            table[goal][net] = entries
+    return {"schema": SCHEMA, "converted_from_schema": 1, "per_image_worst_case": False,
+            "meta": {**(d.get("meta") or {}), "n_images": n, "pgd_steps": d.get("pgd_steps"),
+                     "pgd_restarts": d.get("pgd_restarts")},
+            "eps_255": eps, "n_images": n, "attacks": {}, "table": table}
+
+
+def normalise_robust(d: dict | None) -> dict | None:
+    """Any robust.json this project wrote → the current schema (None stays None)."""
+    if not d:
+        return None
+    if d.get("schema") == SCHEMA:
+        return d
+    if "pgd_success" in d:
+        return _robust_from_v1(d)
+    raise ValueError(f"unknown robust.json schema {d.get('schema')!r}")
+
+
+def robust_rates(robust: dict) -> dict:
+    """The table of a robust.json (any schema): {eps_255, n_images, table, per_image_worst_case}."""
+    r = normalise_robust(robust)
+    return {"eps_255": r["eps_255"], "n_images": r["n_images"], "table": r["table"],
+            "per_image_worst_case": r.get("per_image_worst_case", True)}
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+@dataclass
+class RunInfo:
+    """What a results folder holds, without loading its rows."""
+
+    path: Path
+    name: str  # the folder name, e.g. "results_cap1000"
+    cap: int | None  # the FGSM step cap (max_steps); None without FGSM rows
+    n_per_class: int | None
+    n_attacked: int | None  # test images kept by the filter and attacked
+    commands: list[str]
+    checkpoints_sha256: dict
+    parts: tuple[str, ...]  # of "fp", "fn", "gallery", "robust"
+    wall_time_s: float | None = None
+    robust_n_images: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        """A short user-facing name: "cap 1000 steps, 8 images/class"."""
+        bits = []
+        if self.cap is not None:
+            bits.append(f"cap {self.cap:,} steps")
+        if self.n_per_class is not None:
+            bits.append(f"{self.n_per_class} images/class")
+        if "robust" in self.parts and self.robust_n_images is not None:
+            bits.append(f"robustness on {self.robust_n_images} images")
+        return ", ".join(bits) or self.name
+
+
+@dataclass
+class Run:
+    """A loaded results folder, in the current schema."""
+
+    info: RunInfo
+    summary: dict | None  # see runs.summarise; None without FGSM rows
+    rows: list[dict]
+    robust: dict | None  # see robust.py; None without robust.json
+    gallery: dict | None
+
+    def median(self, goal: str, network: str, key: str = "steps") -> tuple[float | None, bool]:
+        """(median, exact) of ``key`` ∈ {steps, distortion, ssim}; exact False: a lower bound."""
+        st = ((self.summary or {}).get(goal) or {}).get(network, {}).get(key) or {}
+        return st.get("median"), bool(st.get("median_exact", True))
+
+
+def format_median(value: float | None, exact: bool, fmt: str = "{:g}") -> str:
+    """"≥ 100" for a censored median, "12" for an exact one, "—" for none."""
+    if value is None:
+        return "—"
+    return fmt.format(value) if exact else "≥ " + fmt.format(value)
+
+
+def _info(path: Path, attacks_head: dict | None, robust: dict | None) -> RunInfo:
+    meta = (attacks_head or {}).get("meta") or {}
+    rows_goals = set((attacks_head or {}).get("_goals") or ())
+    parts = tuple(g for g in ("fp", "fn") if g in rows_goals)
+    parts += ("gallery",) * (path / "gallery.npz").exists() + ("robust",) * (robust is not None)
+    cmds = [c["command"] for c in meta.get("commands", []) if "command" in c] or (
+        [meta["command"]] if meta.get("command") else [])
+    if robust:
+        cmds += [c for c in (robust.get("meta") or {}).get("commands", []) if c not in cmds]
+    shas = meta.get("checkpoints_sha256") or (robust or {}).get("meta", {}).get("checkpoints_sha256") or {}
+    has_rows = "fp" in parts or "fn" in parts
+    return RunInfo(path=path, name=path.name, cap=meta.get("max_steps") if has_rows else None,
+                   n_per_class=meta.get("n_per_class") if has_rows else (robust or {}).get("meta", {}).get("n_per_class"),
+                   n_attacked=((attacks_head or {}).get("filter") or {}).get("kept"),
+                   commands=cmds, checkpoints_sha256=shas, parts=parts, wall_time_s=meta.get("wall_time_s"),
+                   robust_n_images=(robust or {}).get("n_images"), notes=list(meta.get("notes") or []))
+
+
+def _read_attacks(path: Path) -> dict | None:
+    d = read_json(path / "attacks.json")
+    if d is not None:
+        d["_goals"] = sorted({r["goal"] for r in d.get("attacks", [])})
+    return d
+
+
+def is_run(path: Path) -> bool:
+    return (path / "attacks.json").exists() or (path / "robust.json").exists()
+
+
+def list_runs(root: Path | str | None = None) -> list[RunInfo]:
+    """Every results folder directly under ``root`` (default: checkpoints/), sorted by name."""
+    root = Path(root) if root else DEFAULT_ROOT
+    if not root.is_dir():
+        return []
+    out = []
+    for p in sorted(q for q in root.iterdir() if q.is_dir() and is_run(q)):
+        try:
+            out.append(_info(p, _read_attacks(p), normalise_robust(read_json(p / "robust.json"))))
+        except (KeyError, TypeError, ValueError):
+            continue  # not a folder this project wrote
+    return out
+
+
+def load_run(path: Path | str) -> Run:
+    """A results folder in the current schema (see the module docstring)."""
+    from .runs import summarise
+
+    path = Path(path)
+    if not is_run(path):
+        raise FileNotFoundError(f"{path} holds no attacks.json or robust.json: not a results folder")
+    attacks = _read_attacks(path)
+    robust = normalise_robust(read_json(path / "robust.json"))
+    rows = (attacks or {}).get("attacks", [])
+    summary = read_json(path / "summary.json") if attacks else None
+    if attacks and (summary or {}).get("schema") != SCHEMA:
+        summary = summarise(rows, attacks["filter"], attacks["meta"])
+    return Run(_info(path, attacks, robust), summary, rows, robust, load_gallery(path / "gallery.npz"))

@@ -1,0 +1,33 @@
+"""The attack suite of the robustness evaluation (:mod:`.robust`): every attack has the uniform call
+``fn(victim, x, y, goal, eps, **options) -> AttackResult`` of :mod:`aimeye.attacks`."""
+
+from __future__ import annotations
+
+from ..attacks import adaptive_patch, adaptive_score, apgd, transfer
+from ..attacks.victims import Victim
+from .robust import AttackSpec, is_direct, is_triple
+
+
+def default_suite(victims: dict[str, Victim], steps: int = 100, restarts: int = 5,
+                  transfer_sources=("direct",)) -> list[AttackSpec]:
+    """APGD-CE, APGD-DLR and APGD-T (DLR, each other object class as target) on every network; the two
+    adaptive attacks on the triple-staged networks; transfer from the direct CNN and from every extra
+    4-way classifier (e.g. the adversarially trained ``direct_at``) to every other network."""
+    budget = {"steps": steps, "restarts": restarts}
+    suite = [
+        AttackSpec("apgd-ce", apgd, {**budget, "loss": "ce"}, about="APGD, cross-entropy (triple: −½‖s − t‖²)"),
+        AttackSpec("apgd-dlr", apgd, {**budget, "loss": "dlr"}, about="APGD, DLR (triple: θ-aware margin)"),
+        AttackSpec("apgd-t-dlr", apgd, {**budget, "loss": "dlr", "targeted": True},
+                   applies=lambda k, v, goal: goal == "fp", about="APGD-T: each other object class as target"),
+        AttackSpec("adaptive-score", adaptive_score, budget, applies=lambda k, v, goal: is_triple(v),
+                   about="target score maximised, projector start, BPDA over the estimator's clip"),
+        AttackSpec("adaptive-patch", adaptive_patch, budget, applies=lambda k, v, goal: is_triple(v),
+                   about="comparator patch logits weighted by pooled alpha, projector start, BPDA"),
+    ]
+    sources = [k for k in victims if k in transfer_sources or (is_direct(victims[k]) and k not in
+                                                              ("direct", "direct_param"))]
+    for src in sources:
+        suite.append(AttackSpec(f"transfer({src})", transfer, {**budget, "restarts": 1, "source": victims[src]},
+                                applies=lambda k, v, goal, src=src: k != src,
+                                about=f"APGD-CE on {src} for its whole budget, judged on the attacked network"))
+    return suite

@@ -1,0 +1,140 @@
+"""Speed of play on the Attack page, measured in a real browser.
+
+    python benchmarks/bench_app_play.py [--url URL] [--timeout 120] [--out benchmarks/results/app_play.json]
+
+Starts ``streamlit run app.py`` (unless ``--url`` points at a running app), opens the Attack
+page with its default race (a penguin test scene → aeroplane, θ = 0.7) in headless
+Chromium at 1920×1080, presses play and watches the page until the triple-staged network's
+flip message appears. Reports the wall time from the click to the flip message, the FGSM
+steps per second that makes (flip step / wall time), and how often the display changed
+(the step shown in the triple-staged column, sampled every 50 ms). Target: ≥ 25 steps/s
+with at least two display updates per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run"]
+STEP_RE = re.compile(r"step (\d+) · distortion")
+FLIP_RE = re.compile(r"Flipped to (\w+) at step (\d+)")
+
+
+def start_server(env: dict) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--server.address", "127.0.0.1",
+                             "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.read().strip() == b"ok":
+                    return proc, url
+        except OSError:
+            time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGTERM)
+    raise RuntimeError("streamlit did not start")
+
+
+def triple_box(page):
+    return page.locator('[data-testid="stAlert"]').filter(has_text="score").last
+
+
+def measure(url: str, timeout_s: float) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.set_default_timeout(120_000)
+        page.goto(f"{url}/attack?source=test&index=1&race=1&theta=0.7&goal=aeroplane&attack=fgsm&cap=1000")
+        page.get_by_role("button", name="▶ play").wait_for()
+        triple_box(page).wait_for()
+        samples: list[tuple[float, int]] = []
+        flip = None
+        t0 = time.perf_counter()
+        page.get_by_role("button", name="▶ play").click()
+        while time.perf_counter() - t0 < timeout_s:
+            text = triple_box(page).inner_text(timeout=5_000)
+            t = time.perf_counter() - t0
+            m = STEP_RE.search(text)
+            if m:
+                samples.append((t, int(m.group(1))))
+            f = FLIP_RE.search(text)
+            if f:
+                flip = {"verdict": f.group(1), "step": int(f.group(2)), "wall_s": t}
+                break
+            if page.get_by_text("Not flipped within the cap").count():
+                break
+            time.sleep(0.05)
+        browser.close()
+    changes = [samples[0]] if samples else []
+    for s in samples[1:]:
+        if s[1] != changes[-1][1]:
+            changes.append(s)
+    gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:], strict=False)]
+    last_t, last_step = (samples[-1] if samples else (0.0, 0))
+    return {"flip": flip, "final_step_seen": last_step, "wall_s": flip["wall_s"] if flip else last_t,
+            "steps_per_s": (flip["step"] / flip["wall_s"]) if flip else (last_step / last_t if last_t else 0.0),
+            "display_updates": len(changes) - 1,
+            "display_updates_per_s": (len(changes) - 1) / last_t if last_t else 0.0,
+            "display_gap_s": {"median": sorted(gaps)[len(gaps) // 2] if gaps else None,
+                              "max": max(gaps) if gaps else None},
+            "steps_per_update": {"median": sorted(b[1] - a[1] for a, b in zip(changes, changes[1:], strict=False))[
+                len(gaps) // 2] if gaps else None}}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--url", default=None, help="a running app (default: start one)")
+    p.add_argument("--timeout", type=float, default=120.0)
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_play.json"))
+    args = p.parse_args(argv)
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc, url = (None, args.url) if args.url else start_server(env)
+    load = os.getloadavg()
+    try:
+        result = measure(url, args.timeout)
+    finally:
+        if proc is not None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    result |= {"command": "python benchmarks/bench_app_play.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+               "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_before": [round(v, 2) for v in load],
+               "load_average_after": [round(v, 2) for v in os.getloadavg()],
+               "targets": {"steps_per_s": 25, "display_updates_per_s": 2},
+               "meets_targets": {"steps_per_s": result["steps_per_s"] >= 25,
+                                 "display_updates_per_s": result["display_updates_per_s"] >= 2}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    f = result["flip"]
+    print(f"triple-staged flip: {f['verdict']} at step {f['step']} after {f['wall_s']:.1f} s" if f else
+          f"no flip within {result['wall_s']:.0f} s (last step seen {result['final_step_seen']})")
+    print(f"play speed: {result['steps_per_s']:.1f} FGSM steps/s (target ≥ 25); display: "
+          f"{result['display_updates_per_s']:.2f} updates/s (target ≥ 2), gaps median "
+          f"{result['display_gap_s']['median']} s, max {result['display_gap_s']['max']} s; "
+          f"load average {result['load_average_before']}")
+    print(f"wrote {args.out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
