@@ -117,40 +117,66 @@ def loss_projector(model, batch):
     return 10 * l1 + bce + dice.mean(), {"img_mae": l1.item(), "alpha_bce": bce.item(), "dice": dice.mean().item()}
 
 
-def comparator_pairs(cfg, step, ranks):
-    """Query/class pairs (the paper's §3.1 recipe, with harder negatives): half *same* (an object
-    with its own class), a quarter *none* scenes with a random class, a quarter objects with a
-    wrong class. Returns (images, classes, target 1 = same / 0 = different)."""
+def _pair_scenes(cfg, step, ranks):
+    """Half *same* scenes (objects), half *different* candidates (half none, half objects)."""
     half = cfg.batch // 2
     xs, ys, _ = scene_batch(replace(cfg, batch=half), step, ranks, classes=(0, 1, 2), stream=0)
-    qcfg = replace(cfg, batch=cfg.batch - half)
-    xd, yd, _ = scene_batch(qcfg, step, ranks, classes=(3, 0, 3, 1, 3, 2), stream=1)  # half none, half objects
-    g, mine = _rng(cfg.seed + 1, step, 0), list(ranks.slice(qcfg.batch))
-    shift = torch.randint(1, N_OBJECTS, (qcfg.batch,), generator=g)[mine]
-    any_cls = torch.randint(0, N_OBJECTS, (qcfg.batch,), generator=g)[mine]
-    yd = yd.cpu()
-    wrong = torch.where(yd == NONE, any_cls, (yd + shift) % N_OBJECTS).to(ranks.device)
+    xd, yd, _ = scene_batch(replace(cfg, batch=cfg.batch - half), step, ranks, classes=(3, 0, 3, 1, 3, 2), stream=1)
+    return xs, ys, xd, yd
+
+
+def comparator_pairs(cfg, step, ranks):
+    """Query/class pairs (the paper's §3.1 recipe): *same* pairs are objects with their own class,
+    *different* pairs none scenes with a random class or objects with a random wrong class.
+    Returns (images, classes, target 1 = same / 0 = different)."""
+    xs, ys, xd, yd = _pair_scenes(cfg, step, ranks)
+    g = _rng(cfg.seed + 1, step, 0)
+    shift = torch.randint(1, N_OBJECTS, (len(yd),), generator=g).to(yd.device)
+    any_cls = torch.randint(0, N_OBJECTS, (len(yd),), generator=g).to(yd.device)
+    wrong = torch.where(yd == NONE, any_cls, (yd + shift) % N_OBJECTS)
     target = torch.cat([torch.ones(len(xs)), torch.zeros(len(xd))]).to(ranks.device)
     return torch.cat([xs, xd]), torch.cat([ys, wrong]), target
 
 
-def batch_comparator(cfg, step, ranks, frozen):
-    """Pairs projected through the frozen stages 1–2."""
+def _project(frozen, x, cls):
     estimator, projector = frozen
-    x, cls, target = comparator_pairs(cfg, step, ranks)
     with torch.no_grad():
-        proj, alpha = projector(estimator(x, cls), cls)
-    return x, proj, alpha, target
+        return projector(estimator(x, cls), cls)
+
+
+def batch_comparator(cfg, step, ranks, frozen):
+    """Same pairs, plus every *different* candidate drawn for all three classes through the frozen
+    stages 1–2; the loss trains on the hardest one (online hard-negative mining)."""
+    xs, ys, xd, yd = _pair_scenes(cfg, step, ranks)
+    ps, als = _project(frozen, xs, ys)
+    cand = [_project(frozen, xd, torch.full_like(yd, k)) for k in range(N_OBJECTS)]
+    valid = torch.stack([yd != k for k in range(N_OBJECTS)], 1)  # a none scene may take any class
+    return xs, ps, als, xd, torch.stack([c[0] for c in cand], 1), torch.stack([c[1] for c in cand], 1), valid
 
 
 def batch_comparator_at(cfg, step, ranks, frozen):
     return (*comparator_pairs(cfg, step, ranks), *frozen)
 
 
+def hardest_negatives(model, xd, proj, alpha, valid):
+    """For each different-pair query, the wrong class whose projection the comparator now scores
+    highest: the pairs it finds hardest to reject (e.g. a monkey drawn over by an aeroplane)."""
+    with torch.no_grad():
+        scores = torch.stack([nets.weighted_score(torch.sigmoid(model(xd, proj[:, k], alpha[:, k])),
+                                                  nets.pooled_alpha(alpha[:, k])) for k in range(N_OBJECTS)], 1)
+    pick = scores.masked_fill(~valid, -1.0).argmax(1)
+    rows = torch.arange(len(xd), device=xd.device)
+    return proj[rows, pick], alpha[rows, pick]
+
+
 def loss_comparator(model, batch):
     """The paper's patch classification: BCE on every stride-1 patch that the score judges
-    (pooled alpha ≥ nets.MIN_PATCH_COVER), each patch taking its pair's label."""
-    x, proj, alpha, target = batch
+    (pooled alpha ≥ nets.MIN_PATCH_COVER), each patch taking its pair's label; the different
+    pairs are the hardest of the candidate classes."""
+    xs, ps, als, xd, pd, ad, valid = batch
+    pd, ad = hardest_negatives(getattr(model, "module", model), xd, pd, ad, valid)
+    x, proj, alpha = torch.cat([xs, xd]), torch.cat([ps, pd]), torch.cat([als, ad])
+    target = torch.cat([torch.ones(len(xs)), torch.zeros(len(xd))]).to(x.device)
     logits = model(x, proj, alpha)
     mask = (nets.patch_weights(nets.pooled_alpha(alpha)) > 0).float()
     t = target[:, None, None, None].expand_as(logits)
