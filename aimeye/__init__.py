@@ -11,6 +11,10 @@ import os
 # OpenMP threads that spin while waiting collapse throughput (10× seen here) when the two cores are
 # shared: by app sessions, tests, or a training run. Yield instead; set before torch is imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numba's parallel renderer shares OpenMP with torch: its first parallel call set torch's intra-op threads
+# back to the core count (measured: 1 → 2 after one render), undoing the one-thread default below. Give
+# numba the same thread budget; set before numba is imported.
+os.environ.setdefault("NUMBA_NUM_THREADS", os.environ.get("AIMEYE_THREADS", "1"))
 
 from . import runtime
 from .checkpoints import CheckpointError, load_models
