@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from .paper import AT_STAGES, STAGES
@@ -88,7 +89,9 @@ def cmd_experiment(args):
         for r in experiments.list_runs(args.checkpoints):
             print(f"{r.path}: {r.label}; parts: {', '.join(r.parts)}")
         return
-    command = "python -m aimeye " + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else ""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    launcher = f"torchrun --nproc_per_node {world} -m aimeye " if world > 1 else "python -m aimeye "
+    command = launcher + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else ""
     try:
         models = checkpoints.load_models(args.checkpoints)
         run = experiments.run(

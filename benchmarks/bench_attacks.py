@@ -1,25 +1,25 @@
-"""Throughput of the batched iterated FGSM (image-steps per second).
+"""Attack throughput (image-steps per second), ours side by side with torchattacks, and a FLOP-based
+projection of the paper-scale run and of the robustness evaluation.
 
-Rows: our ``iterative_fgsm`` on the direct and triple victims at batch 64 and 1,
-and ``torchattacks.BIM`` (the same iterated FGSM, Kurakin et al. 2017) on the same
-direct network in the same process. To measure the loop itself, our attack runs
-with a stop rule that never fires (every image takes every step), like BIM.
-torchattacks calls ``model.eval()`` on whatever it is given, so it gets a private
-copy of the network, never the shared one.
+    nice -n 19 python benchmarks/bench_attacks.py [--steps 20] [--reps 3] [--untrained]
 
-    python benchmarks/bench_attacks.py [--steps 20] [--untrained]
+Rows (the same networks, images and steps in one process):
+* iterated FGSM: ours (:func:`aimeye.attacks.iterative_fgsm`) vs ``torchattacks.BIM``;
+* APGD: ours (:func:`aimeye.attacks.apgd`, 1 restart) vs ``torchattacks.APGD`` (1 restart);
+on the direct CNN (batch 64) and the triple-staged network (batch 4: its 3 × 55² comparator maps
+outgrow the caches in bigger pools). To time the loop itself, ours runs on a victim whose goal never
+holds (every image takes every step), as torchattacks' loops do. torchattacks gets the networks
+through :mod:`ta_bridge` (an eval-only wrapper), and the shared networks are checked unchanged after.
 
-Each row is the best of ``--reps`` interleaved runs (the CPU may be shared). The
-triple-staged network runs fastest in small pools (its comparator maps for 3
-classes × 55² positions outgrow the caches), hence the batch-4 row: the
-experiments attack it 4 images at a time. Prints a table and writes
-benchmarks/results/attacks.json.
+An image-step is one forward pass and one input gradient of one image. The FLOPs of one image-step
+are counted with ``torch.utils.flop_counter``; the projection divides the paper-scale workload by an
+assumed effective GPU rate (stated in the JSON), per GPU and over 8 (ranks are independent).
+Writes benchmarks/results/attacks.json.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import os
 import platform
@@ -29,42 +29,24 @@ import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import ta_bridge
+
 from aimeye import checkpoints, nets
-from aimeye.attacks import iterative_fgsm
-from aimeye.attacks.victims import DirectVictim, TripleVictim
-from aimeye.scenes import make_scenes
+from aimeye.attacks import DirectVictim, TripleVictim, apgd, iterative_fgsm
+from aimeye.attacks.transfer import NeverDone
+from aimeye.experiments import load_run, load_test_set
 
 OUT = Path(__file__).resolve().parent / "results" / "attacks.json"
+GPU_TFLOPS = {"pessimistic": 10.0, "expected": 25.0, "optimistic": 50.0}  # effective fp32/TF32 rate, assumed
+PAPER = {"images_per_class": 10_000, "cap": 10_000}
 
 
-class NoStop:
-    """Wraps a victim so that no goal is ever reached: fn needs verdict none, this says monkey."""
-
-    def __init__(self, victim):
-        self.v = victim
-        self.name, self.n_outputs, self.theta = victim.name, victim.n_outputs, victim.theta
-        self.batch_size = victim.batch_size
-
-    def forward(self, x):
-        return self.v.forward(x)
-
-    def scores_of(self, raw):
-        return self.v.scores_of(raw)
-
-    def loss_of(self, raw, target, goal):
-        return self.v.loss_of(raw, target, goal)
-
-    def verdict_from(self, scores, theta=None):
-        return torch.zeros(len(scores), dtype=torch.long)
-
-    def verdict_raw(self, raw, theta=None):
-        return torch.zeros(len(raw), dtype=torch.long)
-
-
-def models(untrained: bool):
+def load(untrained: bool):
     if not untrained:
         try:
             m = checkpoints.load_models()
@@ -76,85 +58,156 @@ def models(untrained: bool):
     return checkpoints.freeze(nets.build("direct")), checkpoints.freeze(triple), "untrained (same architecture)"
 
 
-def time_ours(victim, x, y, steps: int) -> float:
-    iterative_fgsm(NoStop(victim), x, y, "fn", max_steps=1, batch_size=len(x))  # warm-up
-    t0 = time.perf_counter()
-    iterative_fgsm(NoStop(victim), x, y, "fn", max_steps=steps, batch_size=len(x))
-    dt = time.perf_counter() - t0
-    return len(x) * steps / dt
+def step_flops(victim, x) -> int:
+    """FLOPs of one image-step (forward + input gradient), per image."""
+    xr = x[:1].clone().requires_grad_(True)
+    with FlopCounterMode(display=False) as fc:
+        torch.autograd.grad(victim.forward(xr).sum(), xr)
+    return int(fc.get_total_flops())
 
 
-def time_bim(model, x, y, steps: int):
-    try:
-        import torchattacks
-    except Exception as e:  # noqa: BLE001
-        return None, f"torchattacks import failed: {type(e).__name__}: {e}"
-    private = copy.deepcopy(model)  # torchattacks flips modes on the model it is given
-    atk = torchattacks.BIM(private, eps=1.0, alpha=1 / 255, steps=1)
-    atk(x, y)  # warm-up
-    atk = torchattacks.BIM(private, eps=1.0, alpha=1 / 255, steps=steps)
+def timed(fn) -> float:
     t0 = time.perf_counter()
-    atk(x, y)
-    dt = time.perf_counter() - t0
-    return len(x) * steps / dt, f"torchattacks {torchattacks.__version__}"
+    fn()
+    return time.perf_counter() - t0
+
+
+def ours_fgsm(victim, x, y, steps):
+    never = NeverDone(victim, "fn")
+    iterative_fgsm(never, x, y, "fn", max_steps=1, batch_size=len(x))  # warm-up
+    return len(x) * steps / timed(lambda: iterative_fgsm(never, x, y, "fn", max_steps=steps, batch_size=len(x)))
+
+
+def ours_apgd(victim, x, y, steps):
+    never = NeverDone(victim, "fn")
+    apgd(never, x, y, "fn", 8 / 255, steps=1, restarts=1, batch_size=len(x))
+    # 1 clean pass + 1 start + ``steps`` steps per image, as torchattacks' APGD (which also evaluates the start)
+    return len(x) * steps / timed(lambda: apgd(never, x, y, "fn", 8 / 255, steps=steps, restarts=1,
+                                              batch_size=len(x)))
+
+
+def theirs(kind, victim, x, y, steps):
+    import torchattacks
+
+    model = ta_bridge.goal_model(victim, "fn")
+    lab = torch.zeros_like(y)
+    make = {"bim": lambda s: torchattacks.BIM(model, eps=1.0, alpha=1 / 255, steps=s),
+            "apgd": lambda s: torchattacks.APGD(model, eps=8 / 255, steps=s, n_restarts=1, loss="ce")}[kind]
+    make(1)(x, lab)  # warm-up
+    atk = make(steps)
+    return len(x) * steps / timed(lambda: atk(x, lab))
 
 
 def busy_processes() -> list[str]:
     try:
-        out = subprocess.run(["ps", "-eo", "pcpu,args", "--sort=-pcpu"], check=False, capture_output=True,
+        out = subprocess.run(["ps", "-eo", "pcpu,ni,args", "--sort=-pcpu"], check=False, capture_output=True,
                              text=True).stdout
     except OSError:
         return []
-    return [line.strip() for line in out.splitlines()[1:6] if float(line.split()[0]) > 20]
+    return [" ".join(line.split()[:6]) for line in out.splitlines()[1:8] if float(line.split()[0]) > 20]
+
+
+def mean_steps() -> dict:
+    """Mean FGSM steps per attack from the committed runs (failures at their cap: a lower bound)."""
+    out = {}
+    for folder, goal in (("results_cap1000", "fp"), ("results", "fn")):
+        try:
+            run = load_run(checkpoints.DEFAULT_DIR / folder)
+        except FileNotFoundError:
+            continue
+        for net in ("direct", "direct_param", "triple@0.7"):
+            rows = [r["steps"] for r in run.rows if r["goal"] == goal and r["network"] == net]
+            if rows:
+                out.setdefault(goal, {})[net] = {"mean": sum(rows) / len(rows), "cap": run.info.cap, "from": folder}
+    return out
+
+
+def projection(flops: dict, rates: dict) -> dict:
+    """The paper-scale FGSM run (Figs 4–6) and the default robustness evaluation, on CPU and GPUs."""
+    n_img = 3 * PAPER["images_per_class"]
+    attacks = {"fp": 2 * n_img, "fn": n_img}
+    steps = mean_steps()
+    work = {}
+    for bound in ("upper", "estimate"):
+        total = 0.0
+        for goal, k in attacks.items():
+            for net, key in (("direct", "direct"), ("direct_param", "direct"), ("triple@0.7", "triple")):
+                s = PAPER["cap"] if bound == "upper" else steps.get(goal, {}).get(net, {}).get("mean", PAPER["cap"])
+                total += k * s * flops[key]  # the triple's θs share one trajectory: it counts once
+        work[bound] = total
+    # robustness, default suite (steps 100, restarts 5), 100 images/class, 6 ε, every attack at full budget
+    per = 5 * (1 + 100)
+    triple_evals = 300 * 6 * 3 * (8 + 4) * per  # 3 θ × (fp: ce, dlr, 2 targeted, 2 score, 2 patch; fn: 4)
+    direct_evals = 300 * 6 * 2 * (4 + 2) * per + 300 * 6 * 2 * 5 * (1 + 100)  # 2 nets; + transfer crafting
+    robust = triple_evals * flops["triple"] + direct_evals * flops["direct"]
+    cpu = {k: work[k] / flops["triple"] / rates["triple"] for k in work}  # as if all work ran at the triple rate
+    out = {"workload_flop": {"fgsm_paper_scale_upper": work["upper"], "fgsm_paper_scale_estimate": work["estimate"],
+                             "robust_default_upper": robust},
+           "mean_steps_used": steps,
+           "assumed_gpu_effective_tflops": GPU_TFLOPS,
+           "cpu_hours_this_machine_at_measured_triple_rate": {k: round(v / 3600, 1) for k, v in cpu.items()},
+           "robust_default_upper_cpu_hours": round((triple_evals / rates["triple"] + direct_evals / rates["direct"])
+                                                   / 3600, 1)}
+    for name, tf in GPU_TFLOPS.items():
+        for g in (1, 8):
+            out[f"gpu_hours_{g}x_{name}"] = {k: round(v / (tf * 1e12 * g) / 3600, 2)
+                                             for k, v in (("fgsm_upper", work["upper"]),
+                                                          ("fgsm_estimate", work["estimate"]),
+                                                          ("robust_default_upper", robust))}
+    return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--steps", type=int, default=20, help="steps per timed run at batch 64 (×5 at batch 1)")
+    p.add_argument("--steps", type=int, default=20, help="steps per timed run (direct, batch 64)")
+    p.add_argument("--triple-steps", type=int, default=8, help="steps per timed run (triple, batch 4)")
     p.add_argument("--reps", type=int, default=3, help="interleaved repetitions; the best is reported")
-    p.add_argument("--untrained", action="store_true", help="use untrained networks even if checkpoints exist")
+    p.add_argument("--untrained", action="store_true")
     p.add_argument("--out", default=str(OUT))
     args = p.parse_args(argv)
-    direct, triple, which = models(args.untrained)
-    s = make_scenes(4 * 22, "test", 2)
-    pos = s.labels != 3
-    x, y = s.images[pos][:64], s.labels[pos][:64]
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", torch.get_num_threads())))
+    direct, triple, which = load(args.untrained)
+    ts = load_test_set(22)
+    x, y = ts.images[:64], ts.labels[:64]
+    victims = {"direct": DirectVictim(direct), "triple": TripleVictim(triple, 0.45)}
+    flops = {k: step_flops(v, x) for k, v in victims.items()}
+    try:
+        import torchattacks
+
+        ta = f"torchattacks {torchattacks.__version__}"
+    except ImportError as e:
+        ta = f"torchattacks not installed ({e}): pip install --no-deps torchattacks"
+    before = ta_bridge.snapshot(direct, triple)
     rows = []
-
-    def add(name, batch, value, note=""):
-        rows.append({"name": name, "batch": batch, "image_steps_per_s": None if value is None else round(value, 1),
-                     "note": note})
-        print(f"{name:<34} batch {batch:>3}  {'n/a' if value is None else f'{value:9.1f}'} image-steps/s  {note}",
-              flush=True)
-
-    for batch in (64, 1):
-        k = args.steps if batch == 64 else args.steps * 5
-        xb, yb = x[:batch], y[:batch]
-        ours, bim, note = [], [], ""
-        for _ in range(args.reps):  # interleaved, best of reps: the CPU may be shared
-            ours.append(time_ours(DirectVictim(direct), xb, yb, k))
-            b, note = time_bim(direct, xb, yb, k)
-            bim.append(b)
-        add("ours iterative_fgsm direct", batch, max(ours), f"best of {args.reps}; all: {[round(v) for v in ours]}")
-        add("torchattacks.BIM direct", batch, None if None in bim else max(bim),
-            note + ("" if None in bim else f"; best of {args.reps}; all: {[round(v) for v in bim]}"))
-    for batch in (64, 4, 1):
-        xb, yb = x[:batch], y[:batch]
-        kt = max(4, 256 // batch) if batch > 1 else args.steps * 2
-        add("ours iterative_fgsm triple", batch, max(time_ours(TripleVictim(triple, 0.45), xb, yb, kt)
-                                                    for _ in range(args.reps)), f"best of {args.reps}")
-    result = {"rows": rows, "models": which, "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "cpu_count": os.cpu_count(), "platform": platform.platform(), "steps": args.steps,
-              "busy_processes_at_end": busy_processes(),
+    for net, batch, steps in (("direct", 64, args.steps), ("triple", 4, args.triple_steps)):
+        v, xb, yb = victims[net], x[:batch], y[:batch]
+        for kind, ours in (("bim", ours_fgsm), ("apgd", ours_apgd)):
+            o, t = [], []
+            for _ in range(args.reps):  # interleaved: the CPU may be shared
+                o.append(ours(v, xb, yb, steps))
+                t.append(theirs(kind, v, xb, yb, steps) if ta.startswith("torchattacks ") else None)
+            best_t = None if None in t else max(t)
+            rows.append({"network": net, "attack": {"bim": "iterated FGSM", "apgd": "APGD"}[kind], "batch": batch,
+                         "steps": steps, "ours": round(max(o), 1), "torchattacks": best_t and round(best_t, 1),
+                         "ours_over_torchattacks": round(max(o) / best_t, 3) if best_t else None,
+                         "all_ours": [round(v_, 1) for v_ in o], "all_torchattacks": [v_ and round(v_, 1) for v_ in t]})
+            r = rows[-1]
+            print(f"{net:<7} {r['attack']:<14} batch {batch:>2}: ours {r['ours']:8.1f}  torchattacks "
+                  f"{r['torchattacks'] or 'n/a':>8}  image-steps/s  (ours/theirs {r['ours_over_torchattacks']})",
+                  flush=True)
+    ta_bridge.assert_untouched(before, direct, triple)
+    rates = {net: max(r["ours"] for r in rows if r["network"] == net) for net in ("direct", "triple")}
+    result = {"rows": rows, "models": which, "torchattacks": ta, "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+              "busy_processes_at_end": busy_processes(), "flop_per_image_step": flops,
               "command": "python benchmarks/bench_attacks.py " + " ".join(argv or sys.argv[1:]),
-              "unit": "image-steps/s: images × FGSM steps (one forward + one input-gradient each) per second"}
-    ours = {r["batch"]: r["image_steps_per_s"] for r in rows if r["name"] == "ours iterative_fgsm direct"}
-    bim = {r["batch"]: r["image_steps_per_s"] for r in rows if r["name"] == "torchattacks.BIM direct"}
-    result["ours_over_bim"] = {b: (round(ours[b] / bim[b], 3) if bim.get(b) else None) for b in ours}
+              "unit": "image-steps/s: images × steps (one forward + one input gradient each) per second",
+              "projection": projection(flops, rates)}
+    print(json.dumps({"flop_per_image_step": flops, "projection": result["projection"]}, indent=1))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"ours/BIM: {result['ours_over_bim']}  wrote {out}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

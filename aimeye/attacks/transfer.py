@@ -19,7 +19,7 @@ from .result import AttackResult
 from .victims import Victim
 
 
-class _NeverDone(Victim):
+class NeverDone(Victim):
     """The source with a verdict that never meets the goal, so APGD spends its whole budget and keeps
     the iterate with the highest margin on the source."""
 
@@ -46,12 +46,15 @@ class _NeverDone(Victim):
     def objective(self, raw, y, goal, target=None, loss="ce"):
         return self.source.objective(raw, y, goal, target, loss)
 
+    def loss_of(self, raw, target, goal):
+        return self.source.loss_of(raw, target, goal)
+
 
 def transfer(victim: Victim, x: torch.Tensor, y, goal: str, eps: float, *, source: Victim, loss: str = "ce",
              steps: int = 100, restarts: int = 1, seed: int = 0, batch_size: int | None = None,
              **kw) -> AttackResult:
     """APGD on ``source``, judged on ``victim``; see the module docstring."""
     x = x.detach().float()
-    r = apgd(_NeverDone(source, goal), x, y, goal, eps, loss=loss, steps=steps, restarts=restarts, seed=seed,
+    r = apgd(NeverDone(source, goal), x, y, goal, eps, loss=loss, steps=steps, restarts=restarts, seed=seed,
              batch_size=batch_size or source.batch_size, **kw)
     return rejudge(r, victim, x, f"transfer({source.name})")
