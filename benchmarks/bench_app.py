@@ -7,7 +7,7 @@
   (target ≤ 5 s, measured from process spawn);
 * step: one ``Stepper.step(1)`` of the paper's FGSM against the triple-staged
   network with the explanation the app shows (target p95 ≤ 300 ms), with one torch
-  thread as the app runs (``aimeye.app_support.configure_torch``) and with torch's
+  thread as the app runs (``aimeye.app.env.configure_torch``) and with torch's
   default; the direct network and the Inspect page's full analysis for reference.
 
 Prints a table and writes ``benchmarks/results/app.json``. Uses the shipped
@@ -35,12 +35,12 @@ sys.path.insert(0, str(REPO))
 COLD = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from aimeye import app_support as A
+from aimeye.app.inputs import held_out_scene
 from aimeye.checkpoints import load_models
 t1 = time.perf_counter()
 models = load_models(sys.argv[1])
 t2 = time.perf_counter()
-scene = A.held_out_scene(1)
+scene = held_out_scene(1)
 t3 = time.perf_counter()
 verdict = int(models.triple.verdict(scene.x, 0.7)[0])
 t4 = time.perf_counter()
@@ -51,13 +51,14 @@ print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "scene_s": t3 - t2, "v
 
 def checkpoint_root(arg: str | None) -> tuple[Path, str]:
     from aimeye import checkpoints, nets
+    from aimeye.paper import STAGES
 
     if arg:
         return Path(arg), "given"
-    if all(checkpoints.paths(s)[1].exists() for s in checkpoints.STAGES):
+    if all(checkpoints.paths(s)[1].exists() for s in STAGES):
         return checkpoints.DEFAULT_DIR, "shipped"
     root = Path(tempfile.mkdtemp(prefix="aimeye-bench-"))
-    for stage in checkpoints.STAGES:
+    for stage in STAGES:
         checkpoints.save(stage, nets.build(stage), {"command": "bench", "seed": 0, "wall_time_s": 0}, root=root)
     return root, "untrained (checkpoints not trained yet)"
 
@@ -81,43 +82,49 @@ def percentiles(ms: list[float]) -> dict:
 
 
 def step_latency(models, network: str, steps: int, threads: int) -> dict:
+    """One step of the attack session's run (the Stepper with the explanation the page shows)."""
     import torch
 
-    from aimeye import app_support as A
+    from aimeye.app.inputs import held_out_scene
+    from aimeye.app.session import AttackSession, new_config
 
     torch.set_num_threads(threads)
-    x = A.held_out_scene(1).x  # a penguin, pushed towards aeroplane as on the Attack page
-    target = 2
-    st = A.new_stepper(models, network, 0.7, x, 1, target, max_steps=100_000)
-    if st.done:  # the goal already holds (untrained networks): time the false negative instead
-        target = 3
-        st = A.new_stepper(models, network, 0.7, x, 1, target, max_steps=100_000)
-    if st.done:
+    img = held_out_scene(1)  # a penguin, pushed towards aeroplane as on the Attack page
+    goal = 2
+    session = AttackSession(models, img.image, new_config(img.image, 1, networks=(network,), goal=goal, cap=100_000))
+    if session.done:  # the goal already holds (untrained networks): time the false negative instead
+        goal = 3
+        session = AttackSession(models, img.image, new_config(img.image, 1, networks=(network,), goal=goal,
+                                                              cap=100_000))
+    if session.done:
         return {"network": network, "torch_threads": threads, "n": 0, "note": "every goal holds at step 0"}
+    run = session.runs[network]
     times = []
-    st.step(2)  # warm-up
+    run.step(2)  # warm-up
     while len(times) < steps:
-        if st.done:
-            st = A.new_stepper(models, network, 0.7, x, 1, target, max_steps=100_000)
+        if run.done:
+            session.reset()
+            run = session.runs[network]
         t0 = time.perf_counter()
-        st.step(1)
+        run.step(1)
         times.append(1000 * (time.perf_counter() - t0))
     return {"network": network, "torch_threads": threads, "explain": network == "triple",
-            "goal": "fn" if target == 3 else "fp", **percentiles(times)}
+            "goal": "fn" if goal == 3 else "fp", **percentiles(times)}
 
 
 def analysis_latency(models, n: int, threads: int) -> dict:
     import torch
 
-    from aimeye import app_support as A
+    from aimeye.app.analysis import analyse
+    from aimeye.app.inputs import held_out_scene
 
     torch.set_num_threads(threads)
-    xs = [A.held_out_scene(i).x for i in range(n + 1)]
-    A.analyse(models, xs[0])
+    xs = [held_out_scene(i).x for i in range(n + 1)]
+    analyse(models, xs[0])
     times = []
     for x in xs[1:]:
         t0 = time.perf_counter()
-        A.analyse(models, x)
+        analyse(models, x)
         times.append(1000 * (time.perf_counter() - t0))
     return {"torch_threads": threads, **percentiles(times)}
 
@@ -151,7 +158,7 @@ def main(argv=None):
                                                                                    os.getloadavg()],
         "cold_start": cold, "step": steps, "inspect_analysis": analysis,
         "targets": {"cold_start_s": 5.0, "triple_step_p95_ms": 300.0},
-        "notes": ("The app runs torch with one intra-op thread (aimeye.app_support.configure_torch). With torch's "
+        "notes": ("The app runs torch with one intra-op thread (aimeye.app.env.configure_torch). With torch's "
                   "default on this 2-core machine, OpenMP's spinning threads collide with any other busy process "
                   "(a training run, another session): a triple step then takes seconds instead of ~30 ms. "
                   "OMP_WAIT_POLICY=PASSIVE softens it; one thread avoids it."),

@@ -14,6 +14,7 @@ with at least two display updates per second.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -91,16 +92,16 @@ def measure(url: str, timeout_s: float) -> dict:
     for s in samples[1:]:
         if s[1] != changes[-1][1]:
             changes.append(s)
-    gaps = [b[0] - a[0] for a, b in zip(changes, changes[1:], strict=False)]
+    pairs = list(itertools.pairwise(changes))
+    gaps = sorted(b[0] - a[0] for a, b in pairs)
+    jumps = sorted(b[1] - a[1] for a, b in pairs)
     last_t, last_step = (samples[-1] if samples else (0.0, 0))
     return {"flip": flip, "final_step_seen": last_step, "wall_s": flip["wall_s"] if flip else last_t,
             "steps_per_s": (flip["step"] / flip["wall_s"]) if flip else (last_step / last_t if last_t else 0.0),
             "display_updates": len(changes) - 1,
             "display_updates_per_s": (len(changes) - 1) / last_t if last_t else 0.0,
-            "display_gap_s": {"median": sorted(gaps)[len(gaps) // 2] if gaps else None,
-                              "max": max(gaps) if gaps else None},
-            "steps_per_update": {"median": sorted(b[1] - a[1] for a, b in zip(changes, changes[1:], strict=False))[
-                len(gaps) // 2] if gaps else None}}
+            "display_gap_s": {"median": gaps[len(gaps) // 2] if gaps else None, "max": gaps[-1] if gaps else None},
+            "steps_per_update": {"median": jumps[len(jumps) // 2] if jumps else None}}
 
 
 def main(argv=None):

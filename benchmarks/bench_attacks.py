@@ -61,8 +61,8 @@ def load(untrained: bool):
 def step_flops(victim, x) -> int:
     """FLOPs of one image-step (forward + input gradient), per image."""
     xr = x[:1].clone().requires_grad_(True)
-    with FlopCounterMode(display=False) as fc:
-        torch.autograd.grad(victim.forward(xr).sum(), xr)
+    with FlopCounterMode(display=False) as fc:  # (autograd.grad is not supported inside the counter)
+        torch.autograd.backward(victim.forward(xr).sum(), inputs=[xr])  # accumulates into xr only
     return int(fc.get_total_flops())
 
 

@@ -379,3 +379,12 @@ def test_experiments_show_every_results_folder(monkeypatch, results_root):
     at.button[0].click().run()  # the form's submit button
     no_exception(at)
     assert len(at.dataframe) == before + 1 and at.get("progress")
+
+
+@pytest.mark.parametrize("page,prefix", [("views/inspect.py", "insp"), ("views/attack.py", "atk")])
+def test_the_draw_source_offers_a_canvas(toys, page, prefix):
+    at = app_at(page, {"source": "draw"})
+    no_exception(at)
+    assert at.sidebar.radio(key=f"{prefix}_source").value == "draw"
+    assert [e.key for e in at.get("bidi_component")] == [f"{prefix}_canvas"]
+    assert any("Draw" in i for i in texts(at.main.info)), "asks for a drawing until there is one"

@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-from aimeye import app_support as A
 from aimeye import checkpoints
+from aimeye.app.analysis import analyse
+from aimeye.app.inputs import held_out_index, held_out_scene
 
 attacks = pytest.importorskip("aimeye.attacks")
 if not hasattr(attacks, "Stepper"):
@@ -32,7 +33,7 @@ def models(fake_root):
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread_per_op():
-    """As in the app (aimeye.app_support.configure_torch)."""
+    """As in the app (aimeye.app.env.configure_torch)."""
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
@@ -47,7 +48,7 @@ def jobs() -> list[dict]:
         label, net = i % 3, nets_[i % 3]
         # goals the untrained test networks do not already meet at step 0, so every attack really steps
         goal = {"direct": "fn", "direct_param": "fp"}.get(net, "fn" if i % 4 == 3 else "fp")
-        out.append({"network": net, "index": A.held_out_index(label, i // 3), "y": label, "goal": goal,
+        out.append({"network": net, "index": held_out_index(label, i // 3), "y": label, "goal": goal,
                     "target": None if goal == "fn" else (label + 1 + i % 2) % 3,
                     "attack": "pgd" if i % 5 == 4 else "fgsm", "theta": (0.2, 0.45, 0.7)[i % 3]})
     return out
@@ -97,7 +98,7 @@ def same_history(a: list, b: list):
 
 def test_concurrent_attacks_match_sequential_ones_and_leave_the_models_alone(models):
     js = jobs()
-    images = {j["index"]: A.held_out_scene(j["index"]).x for j in js}
+    images = {j["index"]: held_out_scene(j["index"]).x for j in js}
     before = snapshot(models)
     modes = [m.training for m in all_modules(models) for m in m.modules()]
 
@@ -131,13 +132,13 @@ def test_concurrent_attacks_match_sequential_ones_and_leave_the_models_alone(mod
 
 def test_concurrent_app_analysis_matches(models):
     """The Inspect page's analysis from many sessions at once."""
-    xs = [A.held_out_scene(i).x for i in range(THREADS)]
-    alone = [A.analyse(models, x) for x in xs]
+    xs = [held_out_scene(i).x for i in range(THREADS)]
+    alone = [analyse(models, x) for x in xs]
     barrier = threading.Barrier(THREADS)
 
     def job(x):
         barrier.wait()
-        return A.analyse(models, x)
+        return analyse(models, x)
 
     with ThreadPoolExecutor(THREADS) as pool:
         together = list(pool.map(job, xs))

@@ -136,9 +136,9 @@ def test_deep_link_as_the_first_request_of_a_fresh_server(server, page):
     page.get_by_text("PGD inside an L∞ ball of ε, ε = 4/255; θ = 0.45; cap 300 steps.").wait_for()
     sidebar = page.locator('[data-testid="stSidebar"]')
     theta = sidebar.locator('[data-testid="stSlider"]').filter(has_text="threshold θ").get_by_role("slider")
-    assert theta.get_attribute("aria-valuenow") == "0.45"
+    assert theta.input_value() == "0.45"
     assert sidebar.locator('input[type="number"]').last.input_value() == "300"
-    assert sidebar.get_by_role("checkbox", name="race: direct vs triple-staged").is_checked() is False
+    assert sidebar.get_by_role("switch", name="race: direct vs triple-staged").is_checked() is False
     for part in q.split("&"):
         assert part in page.url, (part, page.url)
     no_exception(page)
@@ -189,7 +189,7 @@ def test_play_follows_the_newest_step_and_pause_stops(server, page):
     time.sleep(1.5)
     assert shown_step(page) == paused_at, "pause stops the stepping"
     slider = page.locator('[data-testid="stSlider"]').filter(has_text="scrub").get_by_role("slider")
-    assert slider.get_attribute("aria-valuenow") == str(paused_at), "paused on the newest step"
+    assert slider.input_value() == str(paused_at), "paused on the newest step"
     no_exception(page)
 
 

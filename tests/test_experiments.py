@@ -194,3 +194,23 @@ def test_two_gloo_ranks_equal_one_process(tmp_path):
     assert one.robust["broken"] == two.robust["broken"] and one.robust["table"] == two.robust["table"]
     assert set(one.gallery) == set(two.gallery)
     assert all(np.array_equal(one.gallery[k], two.gallery[k]) for k in one.gallery)
+
+
+def test_default_suite_covers_every_network_and_extra_sources():
+    from toys import BandClassifier, weak_triple
+
+    from aimeye.experiments.robust import victims_for
+    from aimeye.experiments.suite import default_suite
+
+    models = toy_models()
+    models.triple = weak_triple()
+    victims = victims_for(models, {"direct_at": BandClassifier()})
+    suite = default_suite(victims, steps=3, restarts=1)
+    names = {s.name for s in suite}
+    assert {"apgd-ce", "apgd-dlr", "apgd-t-dlr", "adaptive-score", "adaptive-patch", "transfer(direct)",
+            "transfer(direct_at)"} <= names
+    on = {(s.name, k, g) for s in suite for k, v in victims.items() for g in ("fp", "fn") if s.applies(k, v, g)}
+    assert ("adaptive-patch", "triple@0.7", "fn") in on and ("adaptive-patch", "direct", "fp") not in on
+    assert ("apgd-t-dlr", "direct_at", "fp") in on and ("apgd-t-dlr", "direct_at", "fn") not in on
+    assert ("transfer(direct)", "direct", "fp") not in on and ("transfer(direct_at)", "direct", "fp") in on
+    assert all(s.describe()["options"]["steps"] == 3 for s in suite)

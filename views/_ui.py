@@ -204,23 +204,21 @@ def image_input(prefix: str, state: ViewState) -> tuple[InputImage | None, ViewS
 PENS = {"black": "#000000", "white": "#FFFFFF", "dark grey": "#404040"}
 
 
-def drawing_canvas(prefix: str, container=st) -> InputImage | None:
-    """A canvas to draw on (streamlit-drawable-canvas); every stroke updates the drawing
-    (kept in the session, so it follows the user to the other pages)."""
+def drawing_canvas(prefix: str) -> InputImage | None:
+    """A canvas to draw on (streamlit-drawable-canvas), placed where the page calls it; every
+    stroke updates the drawing (kept in the session, so it follows the user to the other pages)."""
     from streamlit_drawable_canvas import st_canvas
 
-    with container:
-        c1, c2 = st.columns(2)
-        pen = c1.radio("pen", list(PENS), key=key(prefix, "pen", "black"), horizontal=True)
-        width = c2.slider("pen width", 4, 40, key=key(prefix, "pen_width", 16))
-        canvas_key = f"{prefix}_canvas"
-        if f"{canvas_key}_init" not in st.session_state or canvas_key not in st.session_state:
-            st.session_state[f"{canvas_key}_init"] = st.session_state.get("drawing_json")  # restore the last drawing
-        grey = "#" + f"{CANVAS_BACKGROUND:02x}" * 3
-        result = st_canvas(stroke_width=width, stroke_color=PENS[pen], background_color=grey,
-                           height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
-                           initial_drawing=st.session_state[f"{canvas_key}_init"], return_image_data=True,
-                           key=canvas_key)
+    c1, c2 = st.columns(2)
+    pen = c1.radio("pen", list(PENS), key=key(prefix, "pen", "black"))
+    width = c2.slider("pen width", 4, 40, key=key(prefix, "pen_width", 16))
+    canvas_key = f"{prefix}_canvas"
+    if canvas_key not in st.session_state:  # entering the page: start from the last drawing
+        st.session_state[f"{canvas_key}_init"] = st.session_state.get("drawing_json")
+    result = st_canvas(stroke_width=width, stroke_color=PENS[pen], background_color="#" + f"{CANVAS_BACKGROUND:02x}" * 3,
+                       height=CANVAS_SIDE, width=CANVAS_SIDE, drawing_mode="freedraw",
+                       initial_drawing=st.session_state.get(f"{canvas_key}_init"), return_image_data=True,
+                       key=canvas_key)
     if result.json_data is not None and result.image_data is not None:
         drawing = InputImage.from_drawing(result.image_data)
         st.session_state["drawing_json"] = result.json_data

@@ -139,7 +139,7 @@ def live():
                     output_format="PNG")
             flip = session.flip(name)
             box = st.success if flip else (st.error if session.runs[name].done else st.info)
-            box(f"**{iterate_verdict_text(it.scores, name, theta)}**  \n{session.status(name)}  \n"
+            box(f"##### {iterate_verdict_text(it.scores, name, theta)}\n{session.status(name)}  \n"
                 f"step {it.step} · distortion {it.distortion:.4f} · L∞ {round(it.linf * 255)}/255")
     st.plotly_chart(attack_figure({n: r.history for n, r in session.runs.items()}, theta, session.flips(),
                                   shown if not session.following else None), key=f"{P}_chart",

@@ -230,7 +230,8 @@ class AttackSession:
             return f"Not flipped within the cap of {run.max_steps} steps."
         if run.latest.step == 0:
             return "Ready: press play or step."
-        return f"Not flipped yet after {run.latest.step} steps."
+        k = run.latest.step
+        return f"Not flipped yet after {k} step{'s' if k > 1 else ''}."
 
     def explanation(self, step: int | None = None) -> dict:
         """The triple-staged network's explanation at ``step`` (kept, cached or recomputed)."""

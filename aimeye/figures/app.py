@@ -106,10 +106,11 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     right = ("triple-staged scores (dashed: θ)" if scored == "triple"
              else f"{NETWORK_LABELS.get(scored, scored)}: probabilities")
     fig = make_subplots(1, 2, horizontal_spacing=0.08, subplot_titles=("distortion (★: flip)", right))
-    for name, hist in histories.items():
-        colour = network_colour(name)
+    for k, (name, hist) in enumerate(histories.items()):
+        colour = network_colour(name)  # the lines coincide while neither is clipped: the first is drawn wider
         fig.add_trace(go.Scatter(x=[it.step for it in hist], y=[it.distortion for it in hist], mode=mode(hist),
-                                 line={"color": colour, "width": 3}, name=NETWORK_LABELS.get(name, name),
+                                 line={"color": colour, "width": 7 if k == 0 and len(histories) > 1 else 3},
+                                 name=NETWORK_LABELS.get(name, name),
                                  legendgroup=name, hovertemplate="step %{x}: %{y:.4f}<extra></extra>"), 1, 1)
         f = flips.get(name)
         if f is not None:
