@@ -19,6 +19,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import nets
+from .paper import STAGES
+
+__all__ = ["STAGES", "CheckpointError", "Models", "freeze", "load", "load_models", "paths", "read_sidecar", "save",
+           "sha256"]
 
 DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 FP16_MIN_NUMEL = 4096

@@ -1,12 +1,28 @@
-"""Many sessions attacking the one shared, cached set of models at once (as Streamlit does:
-one thread per session, one ``st.cache_resource`` models object for all).
+"""Many app sessions attacking the one shared, cached set of shipped models at once (as Streamlit
+does: one thread per session, one ``st.cache_resource`` models object for all).
 
-Every attack run concurrently must give exactly what it gives alone, the weights must
-be bit-identical afterwards, and no parameter may have grown a ``.grad``.
+What matters: every session gets the verdicts and stop steps it gets when it runs alone, the
+shared weights are bit-identical afterwards, and no parameter grows a ``.grad``.
+
+Why the thread count is pinned. Float results depend on torch's intra-op thread count: a matmul
+or convolution split over 2 threads sums in another order than over 1, and the last bits differ
+(up to 6e-8 in a projection, measured). That is not cross-talk between sessions. The old version of
+this test compared a run alone at 2 threads with concurrent runs at 1 thread, on untrained
+networks whose three scores were tied near 0.519, so a last-bit difference flipped a verdict.
+The 2 threads came from numba: the renderer's first parallel launch (numba's OpenMP layer,
+sharing libgomp with torch) reset the calling thread's OpenMP thread count to the core count,
+undoing ``torch.set_num_threads(1)`` (``aimeye`` now gives numba the same budget,
+``NUMBA_NUM_THREADS``). Here every session, alone or concurrent, pins one thread as the app
+does, so results must be bit-identical; a separate test bounds what a different thread count
+may change, on trained networks with well-separated scores.
+
+The attacks are driven through the stable library API (``aimeye.attacks``): ``make_victim``,
+``iterative_fgsm`` and ``Stepper``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,135 +30,164 @@ import numpy as np
 import pytest
 import torch
 
-from aimeye import checkpoints
+import aimeye
+from aimeye import attacks, nets
 from aimeye.app.analysis import analyse
-from aimeye.app.inputs import held_out_index, held_out_scene
+from aimeye.paper import NONE, THETAS
 
-attacks = pytest.importorskip("aimeye.attacks")
-if not hasattr(attacks, "Stepper"):
-    pytest.skip("aimeye.attacks has no Stepper yet", allow_module_level=True)
+SESSIONS = 30
+MAX_STEPS = 25
+MIN_GAP = 0.3  # a usable image: its own triple score beats the next by this much, and its own direct prob ≥ 0.99
+SCORE_TOL = 1e-5  # how far a different intra-op thread count may move a score (measured: ≤ 6e-8)
 
-THREADS = 12
-STEPS = 5
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # restores the thread count afterwards
 
 
 @pytest.fixture(scope="module")
-def models(fake_root):
-    return checkpoints.load_models(fake_root)
+def models():
+    return aimeye.load_models()  # the shipped, trained checkpoints
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread_per_op():
-    """As in the app (aimeye.app.env.configure_torch)."""
-    n = torch.get_num_threads()
+@pytest.fixture(scope="module")
+def images(models):
+    """Positive held-out scenes that every network classifies correctly with a wide margin, so no
+    attack starts at a tie and every attack has to step."""
+    s = aimeye.make_scenes(24, "test", seed=3)  # renders with numba, which may reset the thread count
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    pos = s.labels != NONE
+    x, y = s.images[pos], s.labels[pos]
+    with torch.no_grad():
+        t = models.triple(x)
+        own = t.gather(1, y[:, None])[:, 0]
+        second = t.scatter(1, y[:, None], -1.0).max(1).values
+        p_direct = torch.softmax(models.direct(x), 1).gather(1, y[:, None])[:, 0]
+        p_param = torch.softmax(models.direct_param(x)[0], 1).gather(1, y[:, None])[:, 0]
+    ok = (own >= max(THETAS) + 0.1) & (own - second >= MIN_GAP) & (p_direct >= 0.99) & (p_param >= 0.99)
+    assert ok.sum() >= 6, f"only {int(ok.sum())} of {len(y)} test scenes are confidently right: are the models trained?"
+    return x[ok], y[ok]
 
 
-def jobs() -> list[dict]:
-    """Different images, networks, goals and attacks; the triple ones also record explanations."""
-    nets_ = ("triple", "direct", "direct_param")
+# (network, θ, goal, how): the app's sessions step one image (Stepper, with the explanation for
+# the triple-staged network); the experiments page runs iterative_fgsm.
+KINDS = [("direct", None, "fp", "batch"), ("direct_param", None, "fn", "stepper"),
+         ("triple", 0.7, "fn", "stepper"), ("triple", 0.7, "fn", "batch"),
+         ("direct", None, "fn", "stepper"), ("direct_param", None, "fp", "pgd")]
+
+
+def jobs(x, y) -> list[dict]:
     out = []
-    for i in range(THREADS):
-        label, net = i % 3, nets_[i % 3]
-        # goals the untrained test networks do not already meet at step 0, so every attack really steps
-        goal = {"direct": "fn", "direct_param": "fp"}.get(net, "fn" if i % 4 == 3 else "fp")
-        out.append({"network": net, "index": held_out_index(label, i // 3), "y": label, "goal": goal,
-                    "target": None if goal == "fn" else (label + 1 + i % 2) % 3,
-                    "attack": "pgd" if i % 5 == 4 else "fgsm", "theta": (0.2, 0.45, 0.7)[i % 3]})
+    for i in range(SESSIONS):
+        net, theta, goal, how = KINDS[i % len(KINDS)]
+        k = (i // len(KINDS) + i) % len(y)
+        label = int(y[k])
+        out.append({"network": net, "theta": theta or 0.45, "goal": goal, "how": how, "x": x[k:k + 1], "y": label,
+                    "target": (label + 1 + i % 2) % 3 if goal == "fp" else None})
     return out
 
 
-def run_stepper(models, job: dict, x: torch.Tensor, barrier: threading.Barrier | None = None) -> list:
+def session(models, job: dict, barrier: threading.Barrier | None = None) -> dict:
+    """One session: pin one intra-op thread (as the app does), attack, return what a user sees."""
+    torch.set_num_threads(1)
     victim = attacks.make_victim(models, job["network"], job["theta"])
-    st = attacks.Stepper(victim, x, job["y"], job["goal"], job["target"], attack=job["attack"], eps=4 / 255,
-                         max_steps=50, explain=True)
     if barrier is not None:
-        barrier.wait()
-    for _ in range(STEPS):
-        st.step(1)
-    return st.history
-
-
-def run_batch(models, network: str, x: torch.Tensor, y: torch.Tensor, barrier=None):
-    victim = attacks.make_victim(models, network, 0.45)
-    if barrier is not None:
-        barrier.wait()
-    return attacks.iterative_fgsm(victim, x, y, "fp", None, max_steps=STEPS)
+        barrier.wait(timeout=60)
+    if job["how"] == "batch":
+        r = attacks.iterative_fgsm(victim, job["x"], job["y"], job["goal"], job["target"], max_steps=MAX_STEPS)
+        return {"stop": int(r.steps[0]), "success": bool(r.success[0]), "verdicts": [int(r.verdict[0])],
+                "images": r.x_adv.clone(), "scores": r.scores.clone()}
+    st = attacks.Stepper(victim, job["x"], job["y"], job["goal"], job["target"], max_steps=MAX_STEPS,
+                         attack="pgd" if job["how"] == "pgd" else "fgsm", eps=8 / 255, explain=True)
+    st.run()
+    return {"stop": st.latest.step, "success": st.success, "verdicts": [it.verdict for it in st.history],
+            "images": torch.stack([it.image for it in st.history]),
+            "scores": torch.tensor([it.scores for it in st.history]),
+            "explanation": [it.explanation for it in st.history]}
 
 
 def snapshot(models) -> dict[str, torch.Tensor]:
-    out = {}
-    for name, m in (("direct", models.direct), ("direct_param", models.direct_param), ("triple", models.triple)):
-        for k, v in m.state_dict().items():
-            out[f"{name}.{k}"] = v.detach().clone()
-    return out
+    return {f"{name}.{k}": v.detach().clone() for name, m in modules(models).items()
+            for k, v in m.state_dict().items()}
 
 
-def all_modules(models):
-    return (models.direct, models.direct_param, models.triple)
+def modules(models) -> dict[str, torch.nn.Module]:
+    """Every network the shared models object holds (the adversarially trained ones too, if shipped)."""
+    return {f.name: getattr(models, f.name) for f in dataclasses.fields(models)
+            if isinstance(getattr(models, f.name), torch.nn.Module)}
 
 
-def same_history(a: list, b: list):
-    assert len(a) == len(b)
-    for p, q in zip(a, b):
-        assert p.step == q.step and p.verdict == q.verdict
-        assert torch.equal(p.image, q.image) and torch.equal(p.perturbation, q.perturbation)
-        assert p.scores == q.scores and p.distortion == q.distortion and p.ssim == q.ssim
-        assert (p.explanation is None) == (q.explanation is None)
-        for c in (p.explanation or {}):
-            for k, v in p.explanation[c].items():
-                assert np.array_equal(np.asarray(v), np.asarray(q.explanation[c][k])), (c, k)
-
-
-def test_concurrent_attacks_match_sequential_ones_and_leave_the_models_alone(models):
-    js = jobs()
-    images = {j["index"]: held_out_scene(j["index"]).x for j in js}
+@pytest.mark.slow
+def test_thirty_concurrent_sessions_match_their_runs_alone_and_leave_the_models_alone(models, images):
+    js = jobs(*images)
     before = snapshot(models)
-    modes = [m.training for m in all_modules(models) for m in m.modules()]
+    modes = {n: [m.training for m in mod.modules()] for n, mod in modules(models).items()}
 
-    alone = [run_stepper(models, j, images[j["index"]]) for j in js]
-    xs = torch.cat([images[j["index"]] for j in js[:6]])
-    ys = torch.tensor([j["y"] for j in js[:6]])
-    batch_alone = {n: run_batch(models, n, xs, ys) for n in ("direct", "triple")}
+    alone = [session(models, j) for j in js]
+    barrier = threading.Barrier(SESSIONS)
+    with ThreadPoolExecutor(SESSIONS) as pool:
+        together = [f.result(timeout=600) for f in [pool.submit(session, models, j, barrier) for j in js]]
 
-    barrier = threading.Barrier(THREADS + 2)
-    with ThreadPoolExecutor(THREADS + 2) as pool:
-        futures = [pool.submit(run_stepper, models, j, images[j["index"]], barrier) for j in js]
-        batch_futures = {n: pool.submit(run_batch, models, n, xs, ys, barrier) for n in ("direct", "triple")}
-        together = [f.result(timeout=300) for f in futures]
-        batch_together = {n: f.result(timeout=300) for n, f in batch_futures.items()}
-
-    for a, b in zip(alone, together):
-        same_history(a, b)
-        assert len(a) == STEPS + 1  # every attack really stepped
-    for n, res in batch_alone.items():
-        for field in ("steps", "success", "verdict", "x_adv", "distortion", "scores"):
-            assert torch.equal(getattr(res, field), getattr(batch_together[n], field)), (n, field)
+    for i, (j, a, b) in enumerate(zip(js, alone, together)):
+        where = f"session {i}: {j['network']} {j['goal']} ({j['how']})"
+        assert a["stop"] >= 1, f"{where}: the goal held before any step, so nothing was tested"
+        assert (b["stop"], b["success"], b["verdicts"]) == (a["stop"], a["success"], a["verdicts"]), where
+        # same inputs, same thread count: the iterates and scores are bit-identical, or sessions interfere
+        assert torch.equal(a["images"], b["images"]), where
+        assert torch.equal(a["scores"], b["scores"]), where
+        for ea, eb in zip(a.get("explanation") or [], b.get("explanation") or []):
+            assert (ea is None) == (eb is None), where
+            for c in ea or {}:
+                for k, v in ea[c].items():
+                    assert np.array_equal(np.asarray(v), np.asarray(eb[c][k])), (where, c, k)
+    assert sum(a["success"] for a in alone) >= SESSIONS // 2, "most attacks should reach their goal"
 
     after = snapshot(models)
     assert before.keys() == after.keys()
-    assert all(torch.equal(before[k], after[k]) for k in before), "weights changed"
-    for m in all_modules(models):
-        assert all(p.grad is None for p in m.parameters()), "a parameter grew a .grad"
-        assert not any(p.requires_grad for p in m.parameters())
-    assert [m.training for m in all_modules(models) for m in m.modules()] == modes
+    changed = [k for k in before if not torch.equal(before[k], after[k])]
+    assert not changed, f"weights or buffers changed: {changed[:5]}"
+    for name, mod in modules(models).items():
+        assert all(p.grad is None for p in mod.parameters()), f"a parameter of {name} grew a .grad"
+        assert not any(p.requires_grad for p in mod.parameters()), name
+        assert [m.training for m in mod.modules()] == modes[name], f"{name}'s train/eval mode flipped"
 
 
-def test_concurrent_app_analysis_matches(models):
+def test_the_thread_count_moves_scores_only_in_the_last_bits(models, images):
+    """The one legitimate source of float differences: 2 intra-op threads reduce in another order
+    than 1. On trained networks and well-separated inputs it stays within SCORE_TOL and changes
+    no verdict at any θ."""
+    x, y = images[0][:6], images[1][:6]
+    out = {}
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                out[n] = (models.triple(x), torch.softmax(models.direct(x), 1),
+                          torch.softmax(models.direct_param(x)[0], 1))
+    finally:
+        torch.set_num_threads(1)
+    for a, b in zip(out[1], out[2]):
+        torch.testing.assert_close(a, b, atol=SCORE_TOL, rtol=0)
+        assert torch.equal(a.argmax(1), b.argmax(1))
+    for theta in THETAS:
+        assert torch.equal(nets.verdict_from_scores(out[1][0], theta), y)
+        assert torch.equal(nets.verdict_from_scores(out[2][0], theta), y)
+
+
+def test_concurrent_app_analysis_matches(models, images):
     """The Inspect page's analysis from many sessions at once."""
-    xs = [held_out_scene(i).x for i in range(THREADS)]
-    alone = [analyse(models, x) for x in xs]
-    barrier = threading.Barrier(THREADS)
+    xs = list(images[0][:8])
 
-    def job(x):
-        barrier.wait()
+    def job(x, barrier=None):
+        torch.set_num_threads(1)
+        if barrier is not None:
+            barrier.wait(timeout=60)
         return analyse(models, x)
 
-    with ThreadPoolExecutor(THREADS) as pool:
-        together = list(pool.map(job, xs))
+    alone = [job(x) for x in xs]
+    barrier = threading.Barrier(len(xs))
+    with ThreadPoolExecutor(len(xs)) as pool:
+        together = list(pool.map(lambda x: job(x, barrier), xs))
     for a, b in zip(alone, together):
-        for field in ("scores", "rotation", "projection", "similarity", "direct_probs", "direct_param_probs"):
+        for field in ("scores", "rotation", "projection", "similarity", "direct_probs", "direct_param_probs",
+                      "rerender"):
             assert np.array_equal(getattr(a, field), getattr(b, field)), field
-    assert all(p.grad is None for m in all_modules(models) for p in m.parameters())
+    assert all(p.grad is None for m in modules(models).values() for p in m.parameters())

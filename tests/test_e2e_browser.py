@@ -34,6 +34,8 @@ ARTIFACTS = REPO / "tests" / "artifacts"
 TIMEOUT_MS = 90_000
 W, H = 1920, 1080
 
+if os.environ.get("CI") and not Path(CHROMIUM).exists():  # CI installs it: a missing browser must fail, not skip
+    raise RuntimeError(f"CI: no Chromium at {CHROMIUM}; .ci/run installs Debian's chromium")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
 
 

@@ -88,14 +88,22 @@ def test_training_is_deterministic_and_resumes_where_it_stopped(tmp_path, monkey
     assert not (tmp_path / "runs_c" / "direct" / "state.pt").exists()
 
 
-def test_a_comparator_batch_has_same_and_harder_different_pairs(tmp_path):
+def test_a_comparator_batch_trains_on_the_hardest_wrong_class(tmp_path):
     toy_frozen_stages(tmp_path)
     frozen = (checkpoints.load("estimator", tmp_path), checkpoints.load("projector", tmp_path))
-    x, proj, alpha, target = train.batch_comparator(replace(CFG, batch=24), 5, runtime.Ranks(), frozen)
-    assert x.shape == (24, 1, 64, 64) and proj.shape == alpha.shape == x.shape
-    assert target.tolist() == [1.0] * 12 + [0.0] * 12
-    loss, logs = train.loss_comparator(nets.build("comparator", TOY["comparator"]), (x, proj, alpha, target))
-    assert loss.item() > 0 and 0 <= logs["score_acc"] <= 1
+    xs, ps, als, xd, pd, ad, valid = train.batch_comparator(replace(CFG, batch=24), 5, runtime.Ranks(), frozen)
+    assert xs.shape == ps.shape == als.shape == (12, 1, 64, 64)
+    assert pd.shape == ad.shape == (12, 3, 1, 64, 64) and valid.shape == (12, 3)
+    assert valid.sum(1).tolist() == [3, 2] * 6  # none scenes may take any class, objects only a wrong one
+    model = nets.build("comparator", TOY["comparator"])
+    hp, _ = train.hardest_negatives(model, xd, pd, ad, valid)
+    with torch.no_grad():
+        scores = torch.stack([nets.weighted_score(torch.sigmoid(model(xd, pd[:, k], ad[:, k])),
+                                                  nets.pooled_alpha(ad[:, k])) for k in range(3)], 1)
+    pick = scores.masked_fill(~valid, -1).argmax(1)
+    assert torch.equal(hp, pd[torch.arange(12), pick]) and valid[torch.arange(12), pick].all()
+    loss, logs = train.loss_comparator(model, (xs, ps, als, xd, pd, ad, valid))
+    assert torch.isfinite(loss) and loss.item() >= 0 and 0 <= logs["patch_acc"] <= 1
 
 
 def test_rank_slices_tile_the_global_batch():
