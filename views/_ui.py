@@ -243,11 +243,16 @@ def _runs(root_dir: str, mtime: float):
     return list_runs(root_dir)
 
 
-def runs():
-    """Every committed results folder (aimeye.experiments.list_runs), read again when one changes."""
+def version() -> float:
+    """Changes whenever a file or folder directly under the checkpoint folder does (a cache key)."""
     from pathlib import Path
 
-    return _runs(root(), _mtime(Path(root())))
+    return _mtime(Path(root()))
+
+
+def runs():
+    """Every committed results folder (aimeye.experiments.list_runs), read again when one changes."""
+    return _runs(root(), version())
 
 
 @st.cache_resource(show_spinner="Reading the results…", max_entries=8)
