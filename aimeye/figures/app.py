@@ -227,8 +227,8 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
         cursor = alt.Chart(curves).mark_rule(color="black", strokeWidth=2).encode(x="theta:Q").transform_filter(pick)
         layers = [ref_c, tri_c.mark_line(strokeWidth=3, point=True).encode(tooltip=tips), cursor]
         if field == "median_steps":  # a censored median is a lower bound: say so at its point
-            layers.append(tri_c.transform_filter("!datum.median_exact").mark_text(
-                dy=-12, fontSize=FONT_SIZE - 2).encode(text="median:N", color=alt.value("black")))
+            layers.append(alt.Chart(tri).transform_filter("!datum.median_exact").mark_text(
+                dy=-12, fontSize=FONT_SIZE - 2).encode(x="theta:Q", y=f"{field}:Q", text="median:N"))
         panels.append(alt.layer(*layers).properties(width=width - 120, height=260, title=title))
     return _style(alt.vconcat(top, alt.hconcat(*panels).properties(title="under attack (iterative FGSM)")))
 
