@@ -98,6 +98,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     from plotly.subplots import make_subplots
 
     flips = flips or {}
+    histories = {n: _thin(h) for n, h in histories.items()}
 
     def mode(hist):  # a single point needs a marker to be seen
         return "lines" if len(hist) > 1 else "lines+markers"
@@ -144,6 +145,15 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     fig.update_yaxes(title_text="RMS change (0–1)", rangemode="nonnegative", row=1, col=1)
     fig.update_yaxes(title_text="score" if scored == "triple" else "probability", range=[0, 1.05], row=1, col=2)
     return fig
+
+
+def _thin(hist: list, most: int = 400) -> list:
+    """At most ``most`` evenly spaced iterates, the first and the last always among them (a long
+    attack draws as fast as a short one; a line at 400 points per panel width loses nothing visible)."""
+    if len(hist) <= most:
+        return hist
+    keep = np.unique(np.linspace(0, len(hist) - 1, most).round().astype(int))
+    return [hist[k] for k in keep]
 
 
 # ---------------------------------------------------------------------------------- θ explorer
