@@ -78,10 +78,10 @@ def show(img, caption: str | None = None, factor: int = 4, container=st):
     container.image(png_bytes(img, factor), caption=caption, output_format="PNG")
 
 
-def show_row(images, captions, factor: int = 3):
-    """Images side by side in equal columns, each a crisp PNG."""
+def show_row(images, captions, factor: int = 3, stretch: bool = True):
+    """Images side by side in equal columns, each a crisp PNG (filling its column, or at its own size)."""
     for col, img, cap in zip(st.columns(len(images)), images, captions, strict=True):
-        col.image(png_bytes(img, factor), caption=cap, output_format="PNG", width="stretch")
+        col.image(png_bytes(img, factor), caption=cap, output_format="PNG", width="stretch" if stretch else "content")
 
 
 def show_input(img: InputImage, factor: int = 4):

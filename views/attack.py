@@ -11,7 +11,7 @@ import streamlit as st
 from aimeye.app.analysis import amplify, weighted_similarity
 from aimeye.app.inputs import class_name
 from aimeye.app.session import FASTEST, RACE, SPEEDS, AttackSession, image_id, new_config
-from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, default_goal, with_changes
+from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, goal_for, goal_options, with_changes
 from aimeye.app.tables import race_rows
 from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
 from aimeye.figures.app import attack_figure
@@ -47,9 +47,9 @@ with st.sidebar:
                              key=ui.key(P, f"label_{image_id(img.image)[:12]}", guess),
                              help="The attack pushes the verdict away from this class. Our guess: what the "
                                   "direct CNN says.")
-    goals = [c for c in range(len(CLASSES)) if c != label]
+    goals = goal_options(label)
     if st.session_state.get(f"{P}_goal") not in goals:  # a new image of the old goal's class
-        st.session_state[f"{P}_goal"] = state.goal if state.goal in goals else default_goal(label)
+        st.session_state[f"{P}_goal"] = goal_for(state, label)
     goal = st.selectbox("goal: make it say", goals, key=f"{P}_goal", format_func=goal_label)
     attack = st.radio("attack", list(ATTACK_NAMES), format_func=ATTACK_NAMES.get, key=ui.key(P, "attack",
                                                                                                state.attack))
