@@ -123,13 +123,13 @@ def live():
         k = f"{P}_scrub_{latest}"
         st.slider("scrub through the recorded steps" + (" (pause to scrub back)" if session.playing else ""), 0,
                   latest, value=session.shown_step, key=k, on_change=_scrub, args=(k,), disabled=session.playing)
-    shown = session.shown_step
+    shown = session.shown_step  # one step for the whole frame, though play goes on meanwhile
     cols = st.columns([1] + [2] * len(networks), gap="medium")
     with cols[0]:
         st.markdown("**input**")
         ui.show(img.image, f"start: {class_name(label)}")
     for col, name in zip(cols[1:], networks, strict=True):
-        it = session.frame(name)
+        it = session.frame(name, shown)
         with col:
             st.html(f"<div style='border-left: 8px solid {network_colour(name)}; padding-left: 8px; "
                     f"font-weight: 600; font-size: 1.15rem'>{network_title(name, theta)}</div>")
@@ -145,8 +145,8 @@ def live():
                                   shown if not session.following else None), key=f"{P}_chart",
                     config={"displayModeBar": False})
     if "triple" in networks:
-        ex = session.explanation()
-        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple').step}, and how well "
+        ex = session.explanation(shown)
+        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple', shown).step}, and how well "
                     "it matches** (similarity × where the drawing counts)")
         ui.show_row([ex[c]["projection"] for c in range(N_OBJECTS)]
                     + [weighted_similarity(ex[c]) for c in range(N_OBJECTS)],
