@@ -62,13 +62,13 @@ def results_root(tmp_path_factory, fake_root):
 
 
 def app_at(page: str | None = None, query: dict | None = None) -> AppTest:
+    """The app opened at ``page`` with ``query`` in the URL, as a deep link would."""
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     if query:
         at.query_params.update(query)
-    at.run()
-    if page and page != "views/home.py":
-        at.switch_page(page).run()
-    return at
+    if page:
+        at.switch_page(page)
+    return at.run()
 
 
 def no_exception(at: AppTest):

@@ -360,3 +360,13 @@ def test_no_module_is_over_400_lines():
              REPO / "aimeye" / "attacks" / "stepper.py", *(REPO / "views").glob("*.py"), REPO / "app.py"]
     long = {f.name: n for f in files if (n := len(f.read_text().splitlines())) > 400}
     assert not long, long
+
+
+def test_long_attacks_are_thinned_for_drawing():
+    class It:
+        def __init__(self, k):
+            self.step, self.distortion, self.scores = k, k / 255, [0.1, 0.2, 0.3]
+
+    fig = F.attack_figure({"triple": [It(k) for k in range(2001)]}, 0.7)
+    line = next(t for t in fig.data if t.name == "Triple-staged")
+    assert len(line.x) == 400 and line.x[0] == 0 and line.x[-1] == 2000

@@ -176,7 +176,7 @@ def test_play_speed_is_kept(toys):
 def test_explanations_are_kept_cached_or_recomputed(toys):
     s = session(toys, networks=("triple",))
     s.step(6)
-    assert s.runs["triple"].history[3].explanation is None, "only the newest iterate keeps its explanation"
+    assert s.runs["triple"].history[3].explanation is None, "only the newest iterates keep their explanation"
     s.set_scrub(3)
     old = s.explanation()
     assert set(old) == {0, 1, 2} and s.explanation() is old, "cached"

@@ -110,6 +110,11 @@ def wait_for(predicate, what: str, timeout_s: float = 60):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def href(page) -> str:
+    """The address bar now (Playwright's page.url misses the app's history.replaceState)."""
+    return page.evaluate("location.href")
+
+
 def no_exception(page):
     assert not page.locator('[data-testid="stException"]').count()
 
@@ -142,7 +147,7 @@ def test_deep_link_as_the_first_request_of_a_fresh_server(server, page):
     assert sidebar.locator('input[type="number"]').last.input_value() == "300"
     assert sidebar.get_by_role("switch", name="race: direct vs triple-staged").is_checked() is False
     for part in q.split("&"):
-        assert part in page.url, (part, page.url)
+        assert part in href(page), (part, href(page))
     no_exception(page)
 
 
@@ -212,4 +217,21 @@ def test_a_drawing_yields_a_verdict(server, page):
     page.get_by_text("what the networks see: 64×64 grey").wait_for()
     assert page.get_by_text("Direct CNN →", exact=False).count()
     page.screenshot(path=str(ARTIFACTS / "draw_1920x1080.png"))
+    no_exception(page)
+
+
+def test_picking_theta_on_the_curve_moves_the_linked_views(server, page):
+    page.goto(f"{server}/theta?theta=0.7")
+    chart = page.locator('[data-testid="stVegaLiteChart"]').first
+    chart.locator("canvas, svg").first.wait_for()
+    page.get_by_text("error at θ = 0.70").wait_for()
+    time.sleep(1)
+    b = chart.bounding_box()
+    page.mouse.click(b["x"] + 0.25 * 600, b["y"] + 200)  # the curve's plot is 600 px wide, left in the chart
+    wait_for(lambda: "theta=0.7" not in href(page), "θ to follow the pick", 60)
+    theta = float(re.search(r"theta=([0-9.]+)", href(page)).group(1))
+    assert 0.0 <= theta < 0.5, href(page)
+    page.get_by_text(f"error at θ = {theta:.2f}").wait_for()
+    slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').get_by_role("slider")
+    assert float(slider.input_value()) == theta
     no_exception(page)

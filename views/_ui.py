@@ -78,10 +78,10 @@ def show(img, caption: str | None = None, factor: int = 4, container=st):
     container.image(png_bytes(img, factor), caption=caption, output_format="PNG")
 
 
-def show_row(images, captions, factor: int = 3):
-    """Images side by side in equal columns, each a crisp PNG."""
+def show_row(images, captions, factor: int = 3, stretch: bool = True):
+    """Images side by side in equal columns, each a crisp PNG (filling its column, or at its own size)."""
     for col, img, cap in zip(st.columns(len(images)), images, captions, strict=True):
-        col.image(png_bytes(img, factor), caption=cap, output_format="PNG", width="stretch")
+        col.image(png_bytes(img, factor), caption=cap, output_format="PNG", width="stretch" if stretch else "content")
 
 
 def show_input(img: InputImage, factor: int = 4):
@@ -243,11 +243,16 @@ def _runs(root_dir: str, mtime: float):
     return list_runs(root_dir)
 
 
-def runs():
-    """Every committed results folder (aimeye.experiments.list_runs), read again when one changes."""
+def version() -> float:
+    """Changes whenever a file or folder directly under the checkpoint folder does (a cache key)."""
     from pathlib import Path
 
-    return _runs(root(), _mtime(Path(root())))
+    return _mtime(Path(root()))
+
+
+def runs():
+    """Every committed results folder (aimeye.experiments.list_runs), read again when one changes."""
+    return _runs(root(), version())
 
 
 @st.cache_resource(show_spinner="Reading the results…", max_entries=8)

@@ -11,7 +11,7 @@ import streamlit as st
 from aimeye.app.analysis import amplify, weighted_similarity
 from aimeye.app.inputs import class_name
 from aimeye.app.session import FASTEST, RACE, SPEEDS, AttackSession, image_id, new_config
-from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, default_goal, with_changes
+from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, goal_for, goal_options, with_changes
 from aimeye.app.tables import race_rows
 from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
 from aimeye.figures.app import attack_figure
@@ -47,9 +47,9 @@ with st.sidebar:
                              key=ui.key(P, f"label_{image_id(img.image)[:12]}", guess),
                              help="The attack pushes the verdict away from this class. Our guess: what the "
                                   "direct CNN says.")
-    goals = [c for c in range(len(CLASSES)) if c != label]
+    goals = goal_options(label)
     if st.session_state.get(f"{P}_goal") not in goals:  # a new image of the old goal's class
-        st.session_state[f"{P}_goal"] = state.goal if state.goal in goals else default_goal(label)
+        st.session_state[f"{P}_goal"] = goal_for(state, label)
     goal = st.selectbox("goal: make it say", goals, key=f"{P}_goal", format_func=goal_label)
     attack = st.radio("attack", list(ATTACK_NAMES), format_func=ATTACK_NAMES.get, key=ui.key(P, "attack",
                                                                                                state.attack))
@@ -123,13 +123,13 @@ def live():
         k = f"{P}_scrub_{latest}"
         st.slider("scrub through the recorded steps" + (" (pause to scrub back)" if session.playing else ""), 0,
                   latest, value=session.shown_step, key=k, on_change=_scrub, args=(k,), disabled=session.playing)
-    shown = session.shown_step
+    shown = session.shown_step  # one step for the whole frame, though play goes on meanwhile
     cols = st.columns([1] + [2] * len(networks), gap="medium")
     with cols[0]:
         st.markdown("**input**")
         ui.show(img.image, f"start: {class_name(label)}")
     for col, name in zip(cols[1:], networks, strict=True):
-        it = session.frame(name)
+        it = session.frame(name, shown)
         with col:
             st.html(f"<div style='border-left: 8px solid {network_colour(name)}; padding-left: 8px; "
                     f"font-weight: 600; font-size: 1.15rem'>{network_title(name, theta)}</div>")
@@ -145,8 +145,8 @@ def live():
                                   shown if not session.following else None), key=f"{P}_chart",
                     config={"displayModeBar": False})
     if "triple" in networks:
-        ex = session.explanation()
-        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple').step}, and how well "
+        ex = session.explanation(shown)
+        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple', shown).step}, and how well "
                     "it matches** (similarity × where the drawing counts)")
         ui.show_row([ex[c]["projection"] for c in range(N_OBJECTS)]
                     + [weighted_similarity(ex[c]) for c in range(N_OBJECTS)],

@@ -23,11 +23,12 @@ st.markdown(
 )
 
 b = st.columns(3)
-if b[0].button("✏️ Draw your own and see what every network says", type="primary", width="stretch"):
+if b[0].button("Draw your own and see what every network says", icon=":material/draw:", type="primary",
+               width="stretch"):
     st.switch_page("views/inspect.py", query_params={"source": "draw"})
-if b[1].button("⚡ Race an attack: penguin → aeroplane", width="stretch"):
+if b[1].button("Race an attack: penguin → aeroplane", icon=":material/bolt:", width="stretch"):
     st.switch_page("views/attack.py", query_params={"source": "test", "index": "1", "race": "1", "theta": "0.7"})
-if b[2].button("🎚️ Explore the threshold θ", width="stretch"):
+if b[2].button("Explore the threshold θ", icon=":material/tune:", width="stretch"):
     st.switch_page("views/theta.py")
 
 models = ui.models_or_stop()
@@ -44,7 +45,8 @@ with right:
     st.subheader("live verdict on a held-out test scene")
     (st.warning if verdict == NONE else st.success)(f"**Triple-staged (θ = {THETA})** → {verdict_text(an.scores, THETA)}")
     st.markdown(f"**Direct CNN** → {direct_verdict_text(an.direct_probs)}")
-    ui.show_row([an.projection[1], an.alpha[1]], ["what it draws for penguin", "its alpha"], factor=2)
+    ui.show_row([an.projection[1], an.alpha[1]], ["what it draws for penguin", "its alpha"], factor=3,
+                stretch=False)
 
 st.divider()
 st.subheader("explore")

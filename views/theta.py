@@ -58,8 +58,14 @@ def _picked():
         st.session_state[f"{P}_theta"] = round(float(pick[0]["theta"]), 2)
 
 
-st.altair_chart(theta_explorer_chart(sweep, rows, theta), key=f"{P}_chart", on_select=_picked,
-                selection_mode="pick")
+@st.cache_data(show_spinner=False, max_entries=32)
+def _spec(root: str, version: float, run: str | None, theta: float) -> dict:
+    """The linked views as a Vega-Lite spec (building and validating the altair chart is the slow part)."""
+    return theta_explorer_chart(sweep, rows, theta).to_dict()
+
+
+st.vega_lite_chart(_spec(ui.root(), ui.version(), str(run_info.path) if run_info else None, theta), key=f"{P}_chart",
+                   on_select=_picked, selection_mode="pick")
 st.caption(f"{metrics.get('n_per_class', '?')} held-out test scenes per class (backgrounds from the test sources "
            "only). Under attack: "
            + (f"{run_info.label}; a median marked ≥ in the tooltip is a lower bound (failed attacks count as the "

@@ -41,10 +41,10 @@ from .state import default_goal
 from .wording import network_title
 
 RACE = ("direct", "triple")
-HEARTBEAT_S = 5.0  # play stops when the page has not asked for a frame for this long
+HEARTBEAT_S = 10.0  # play stops when the page has not asked for a frame for this long
 EXPLANATION_CACHE = 64
-FASTEST = "as fast as it computes"
-SPEEDS = {"2 steps/s": 2.0, "10 steps/s": 10.0, FASTEST: None}  # play speeds, for the page
+FASTEST = "fastest"
+SPEEDS = {FASTEST: None, "10 steps/s": 10.0, "2 steps/s": 2.0}  # play speeds, for the page
 
 
 def image_id(image) -> str:
@@ -116,7 +116,7 @@ class AttackSession:
         victim = make_victim(self.models, network, c.theta)
         target = None if c.goal == NONE else c.goal
         return Stepper(victim, self.image, c.label, c.kind, target, attack=c.attack, eps=c.eps * STEP,
-                       max_steps=c.cap, explain=network == "triple", keep_explanations=1)
+                       max_steps=c.cap, explain=network == "triple", keep_explanations=2)
 
     def _start_runs(self, networks):
         for n in networks:

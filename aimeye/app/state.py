@@ -51,9 +51,14 @@ def default_goal(label: int) -> int:
     return 0 if int(label) == NONE else (int(label) + 1) % N_OBJECTS
 
 
+def goal_options(label: int) -> list[int]:
+    """The goals an attack on an image of class ``label`` can have: every other class (none: a false negative)."""
+    return [c for c in range(len(CLASSES)) if c != int(label)]
+
+
 def goal_for(state: ViewState, label: int) -> int:
     """The goal in use for an image of class ``label`` (the state's, unless it is the label itself)."""
-    return state.goal if state.goal is not None and state.goal != int(label) else default_goal(label)
+    return state.goal if state.goal in goal_options(label) else default_goal(label)
 
 
 # ----------------------------------------------------------------------------------- parsing

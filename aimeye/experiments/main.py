@@ -23,8 +23,9 @@ from .. import checkpoints
 from ..paper import STAGES, THETAS
 from . import dist, results
 from .robust import EPS_255, checklist_text, merge_rank_parts, network_order, run_robust, sanity_checks, victims_for
-from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows, summarise
+from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
 from .suite import default_suite
+from .summary import summarise
 from .testset import NETWORKS, SEED, TestSet, add_filters, filter_correct, load_test_set
 
 DEFAULT_OUT = results.DEFAULT_ROOT / "results"

@@ -6,7 +6,7 @@ A results folder (``checkpoints/results``, ``checkpoints/results_cap1000``, …)
 |---|---|
 | ``attacks.json`` | ``meta`` (command, cap, n per class, seed, checkpoint sha256s, timings), ``filter`` and ``attacks``: one row per FGSM attack (:data:`.runs.ROW_KEYS` + final ``scores``) |
 | ``attacks.csv`` | the same rows as CSV (``score_0..3``) |
-| ``summary.json`` | :func:`.runs.summarise` of the rows (success with CIs, censored box statistics, the FP ratio) |
+| ``summary.json`` | :func:`.summary.summarise` of the rows (success with CIs, censored box statistics, the FP ratio) |
 | ``gallery.npz`` | Fig. 5 material |
 | ``robust.json`` | the robust-accuracy table (:mod:`.robust`): per goal, network and ε, the per-image worst case over all attacks |
 | ``CHECKLIST.md`` | the evaluation checklist the robustness run followed |
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .stats import wilson_ci
+from .schema import ROW_KEYS, SCHEMA, normalise_robust, robust_rates, robust_table  # noqa: F401 (re-exported)
+from .summary import summarise
 
-SCHEMA = 2
 DEFAULT_ROOT = Path(__file__).resolve().parents[2] / "checkpoints"
 
 
@@ -58,8 +58,6 @@ def write_attacks_json(path: Path, attacks: dict):
 
 
 def write_csv(rows: list[dict], path: Path):
-    from .runs import ROW_KEYS
-
     with open(path, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow([*ROW_KEYS, *(f"score_{i}" for i in range(4))])
@@ -78,88 +76,6 @@ def load_gallery(path: Path) -> dict | None:
         return None
     with np.load(path) as z:
         return {k: z[k] for k in z.files}
-
-
-# --- the robust table ----------------------------------------------------------------------------
-
-def robust_table(broken: dict, n: int, eps_255: list[int]) -> dict:
-    """``broken[goal][network][attack]`` = per ε, the scene indices that attack turned → the table:
-    per goal and network, one entry per ε with the per-image worst case over all attacks."""
-    table = {}
-    for goal, nets_ in broken.items():
-        table[goal] = {}
-        for net, by_attack in nets_.items():
-            entries = []
-            for j, e in enumerate(eps_255):
-                sets = {a: set(v[j]) for a, v in by_attack.items()}
-                union = set().union(*sets.values()) if sets else set()
-                counts = {a: len(s) for a, s in sets.items()}
-                only = {a: len(s - set().union(*(t for b, t in sets.items() if b != a))) for a, s in sets.items()}
-                strongest = max(counts, key=lambda a: (counts[a], only[a])) if union else None
-                ci = wilson_ci(n - len(union), n)
-                entries.append({"eps_255": e, "n": n, "broken": len(union), "accuracy": (n - len(union)) / n if n else None,
-                                "ci95": list(ci) if ci else None, "by_attack": counts, "only_by": only,
-                                "strongest": strongest})
-            table[goal][net] = entries
-    return table
-
-
-def _robust_from_v1(d: dict) -> dict:
-    """An old PGD-only robust.json (counts) → the current schema. Counts per attack cannot give a
-    per-image worst case: the accuracy shown is the lowest over the recorded attacks (an upper bound)."""
-    n, eps = int(d.get("n_images") or 0), list(d.get("eps_255") or [])
-    per: dict = {}
-
-    def put(goal, net, attack, counts):
-        per.setdefault(goal, {}).setdefault(net, {})[attack] = [int(c) for c in counts]
-
-    for goal, nets_ in (d.get("pgd_success") or {}).items():
-        for net, counts in nets_.items():
-            put(goal, net, f"pgd-{d.get('pgd_steps', '?')}", counts)
-    for goal, nets_ in (d.get("gradient_masking") or {}).items():
-        for net, counts in nets_.items():
-            if net.endswith("+st"):
-                put(goal, net[:-3], f"pgd-{d.get('pgd_steps', '?')}-bpda", counts)
-    for att, goals in (d.get("transfer_from_direct") or {}).items():
-        for goal, nets_ in goals.items():
-            for net, counts in nets_.items():
-                if net != "direct" and isinstance(counts, list):
-                    put(goal, net, f"transfer-{att}(direct)", counts)
-    table = {}
-    for goal, nets_ in per.items():
-        table[goal] = {}
-        for net, by_attack in nets_.items():
-            entries = []
-            for j, e in enumerate(eps):
-                counts = {a: c[j] for a, c in by_attack.items()}
-                k = max(counts.values())
-                ci = wilson_ci(n - k, n)
-                entries.append({"eps_255": e, "n": n, "broken": k, "accuracy": (n - k) / n if n else None,
-                                "ci95": list(ci) if ci else None, "by_attack": counts, "only_by": None,
-                                "strongest": max(counts, key=counts.get) if k else None})
-            table[goal][net] = entries
-    return {"schema": SCHEMA, "converted_from_schema": 1, "per_image_worst_case": False,
-            "meta": {**(d.get("meta") or {}), "n_images": n, "pgd_steps": d.get("pgd_steps"),
-                     "pgd_restarts": d.get("pgd_restarts")},
-            "eps_255": eps, "n_images": n, "attacks": {}, "table": table}
-
-
-def normalise_robust(d: dict | None) -> dict | None:
-    """Any robust.json this project wrote → the current schema (None stays None)."""
-    if not d:
-        return None
-    if d.get("schema") == SCHEMA:
-        return d
-    if "pgd_success" in d:
-        return _robust_from_v1(d)
-    raise ValueError(f"unknown robust.json schema {d.get('schema')!r}")
-
-
-def robust_rates(robust: dict) -> dict:
-    """The table of a robust.json (any schema): {eps_255, n_images, table, per_image_worst_case}."""
-    r = normalise_robust(robust)
-    return {"eps_255": r["eps_255"], "n_images": r["n_images"], "table": r["table"],
-            "per_image_worst_case": r.get("per_image_worst_case", True)}
 
 
 # --- reading -------------------------------------------------------------------------------------
@@ -198,7 +114,7 @@ class Run:
     """A loaded results folder, in the current schema."""
 
     info: RunInfo
-    summary: dict | None  # see runs.summarise; None without FGSM rows
+    summary: dict | None  # see summary.summarise; None without FGSM rows
     rows: list[dict]
     robust: dict | None  # see robust.py; None without robust.json
     gallery: dict | None
@@ -261,8 +177,6 @@ def list_runs(root: Path | str | None = None) -> list[RunInfo]:
 
 def load_run(path: Path | str) -> Run:
     """A results folder in the current schema (see the module docstring)."""
-    from .runs import summarise
-
     path = Path(path)
     if not is_run(path):
         raise FileNotFoundError(f"{path} holds no attacks.json or robust.json: not a results folder")

@@ -98,6 +98,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     from plotly.subplots import make_subplots
 
     flips = flips or {}
+    histories = {n: _thin(h) for n, h in histories.items()}
 
     def mode(hist):  # a single point needs a marker to be seen
         return "lines" if len(hist) > 1 else "lines+markers"
@@ -146,6 +147,15 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     return fig
 
 
+def _thin(hist: list, most: int = 400) -> list:
+    """At most ``most`` evenly spaced iterates, the first and the last always among them (a long
+    attack draws as fast as a short one; a line at 400 points per panel width loses nothing visible)."""
+    if len(hist) <= most:
+        return hist
+    keep = np.unique(np.linspace(0, len(hist) - 1, most).round().astype(int))
+    return [hist[k] for k in keep]
+
+
 # ---------------------------------------------------------------------------------- θ explorer
 
 
@@ -155,7 +165,7 @@ def _alt():
     return alt
 
 
-def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, theta: float, width: int = 430):
+def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, theta: float, width: int = 600):
     """Linked views of the θ trade-off (altair). Clicking the error/rejection curve picks θ
     (the selection ``pick``); the confusion matrix and the under-attack panels follow it.
 
@@ -190,13 +200,13 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
         width=width, height=300, title="clean test scenes (click to pick θ; dotted: the paper's θs)")
 
     conf_base = alt.Chart(cells).transform_filter(pick).encode(
-        x=alt.X("verdict:N", sort=list(CLASSES), title="verdict"),
+        x=alt.X("verdict:N", sort=list(CLASSES), title="verdict", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("true class:N", sort=list(CLASSES), title="true class"))
     confusion = alt.layer(
         conf_base.mark_rect().encode(color=alt.Color("scenes:Q", scale=alt.Scale(scheme="blues"), legend=None)),
         conf_base.mark_text(fontSize=FONT_SIZE).encode(
             text="scenes:Q", color=alt.condition("datum.scenes > 400", alt.value("white"), alt.value("black"))),
-    ).properties(width=300, height=300, title="confusion at the picked θ")
+    ).properties(width=340, height=300, title="confusion at the picked θ")
 
     top = alt.hconcat(curve, confusion)
     if not attack_rows:
@@ -207,16 +217,16 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
                          for r in attack_rows])
     tri = rows[rows.network == "triple"]
     ref = rows[rows.network != "triple"]
-    goal_scale = alt.Scale(domain=["false positive", "false negative"], range=["solid", "dashed"])
+    goal_scale = alt.Scale(domain=["false positive", "false negative"], range=[[1, 0], [8, 5]])
     colours = alt.Scale(domain=[NETWORK_LABELS[k] for k in ("direct", "direct_param", "triple")],
                         range=[NETWORK_COLOURS[k] for k in ("direct", "direct_param", "triple")])
     panels = []
     for field, title, fmt in (("success (%)", "attacks that succeed within the cap (%)", ".0f"),
                               ("median_steps", "median FGSM steps to flip (≥: capped)", "g")):
         enc = {"y": alt.Y(f"{field}:Q", title=title),
-               "color": alt.Color("name:N", title=None, scale=colours, legend=alt.Legend(orient="top")),
+               "color": alt.Color("name:N", title=None, scale=colours, legend=alt.Legend(orient="bottom")),
                "strokeDash": alt.StrokeDash("goal label:N", title=None, scale=goal_scale,
-                                            legend=alt.Legend(orient="top"))}
+                                            legend=alt.Legend(orient="bottom", symbolStrokeWidth=3))}
         tips = [alt.Tooltip("name:N", title="network"), alt.Tooltip("goal label:N", title="goal"),
                 alt.Tooltip("theta:Q", title="θ"), alt.Tooltip("median:N", title="median steps"),
                 alt.Tooltip("success (%):Q", format=".0f"), alt.Tooltip("n:Q", title="attacks")]
@@ -225,8 +235,11 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
         ref_c = alt.Chart(ref).transform_calculate(**_goal_label()).mark_rule(strokeWidth=2).encode(
             y=f"{field}:Q", color=enc["color"], strokeDash=enc["strokeDash"], tooltip=tips)
         cursor = alt.Chart(curves).mark_rule(color="black", strokeWidth=2).encode(x="theta:Q").transform_filter(pick)
-        panels.append(alt.layer(ref_c, tri_c.mark_line(strokeWidth=3, point=True).encode(tooltip=tips), cursor)
-                      .properties(width=width, height=260, title=title))
+        layers = [ref_c, tri_c.mark_line(strokeWidth=3, point=True).encode(tooltip=tips), cursor]
+        if field == "median_steps":  # a censored median is a lower bound: say so at its point
+            layers.append(alt.Chart(tri).transform_filter("!datum.median_exact").mark_text(
+                dy=-12, fontSize=FONT_SIZE - 2).encode(x="theta:Q", y=f"{field}:Q", text="median:N"))
+        panels.append(alt.layer(*layers).properties(width=width - 120, height=260, title=title))
     return _style(alt.vconcat(top, alt.hconcat(*panels).properties(title="under attack (iterative FGSM)")))
 
 
