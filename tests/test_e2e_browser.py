@@ -224,14 +224,14 @@ def test_picking_theta_on_the_curve_moves_the_linked_views(server, page):
     page.goto(f"{server}/theta?theta=0.7")
     chart = page.locator('[data-testid="stVegaLiteChart"]').first
     chart.locator("canvas, svg").first.wait_for()
-    page.get_by_text("error at θ = 0.70").wait_for()
+    page.get_by_text("error at θ = 0.70", exact=True).wait_for()
     time.sleep(1)
     b = chart.bounding_box()
     page.mouse.click(b["x"] + 0.25 * 600, b["y"] + 200)  # the curve's plot is 600 px wide, left in the chart
     wait_for(lambda: "theta=0.7" not in href(page), "θ to follow the pick", 60)
     theta = float(re.search(r"theta=([0-9.]+)", href(page)).group(1))
     assert 0.0 <= theta < 0.5, href(page)
-    page.get_by_text(f"error at θ = {theta:.2f}").wait_for()
+    page.get_by_text(f"error at θ = {theta:.2f}", exact=True).wait_for()
     slider = page.locator('[data-testid="stSidebar"] [data-testid="stSlider"]').get_by_role("slider")
     assert float(slider.input_value()) == theta
     no_exception(page)
