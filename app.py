@@ -10,7 +10,7 @@ import streamlit as st
 
 from aimeye.app.env import configure_torch
 
-configure_torch()  # one intra-op thread per request unless $AIMEYE_TORCH_THREADS says otherwise
+configure_torch()  # one torch thread unless $AIMEYE_THREADS says otherwise; a short GIL switch interval
 st.set_page_config(page_title="The Artificial Mind's Eye", page_icon="👁️", layout="wide")
 
 # 64×64 images are sent as PNGs upscaled by whole factors (aimeye.viz.png_bytes); should the

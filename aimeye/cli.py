@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from .paper import AT_STAGES, STAGES
+from .paper import AT_STAGES, STAGES, THETAS
 
 
 def cmd_sheet(args):
@@ -98,7 +98,8 @@ def cmd_experiment(args):
             args.what, args.n_per_class, models=models, max_steps=args.max_steps,
             out=args.out or experiments.main.DEFAULT_OUT, batch_size=args.batch, triple_batch_size=args.triple_batch,
             robust_n_per_class=args.robust_n_per_class, eps_255=args.eps, attack_steps=args.steps,
-            restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), png=not args.no_png,
+            restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), thetas=args.thetas,
+            attacks=args.attacks, png=not args.no_png,
             command=command, notes=args.note, device=args.device)
     except (experiments.DeviceError, checkpoints.CheckpointError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -124,7 +125,11 @@ def add_experiment_parser(sub):
         p.add_argument("--steps", type=int, default=100, help="iterations of each robustness attack")
         p.add_argument("--restarts", type=int, default=5, help="restarts of each robustness attack")
         p.add_argument("--extra", action="append", default=[], metavar="STAGE",
-                       help="evaluate one more checkpointed network, e.g. direct-at (repeatable)")
+                       help="evaluate one more checkpointed network: direct-at or triple-at (repeatable)")
+        p.add_argument("--thetas", type=float, nargs="+", default=list(THETAS),
+                       help="θs at which the triple-staged networks are attacked (robust; default: the paper's)")
+        p.add_argument("--attacks", nargs="+", default=None, metavar="NAME",
+                       help="robust: only these attacks of the suite (default: all; see robust.json 'attacks')")
         p.add_argument("--out", default=None, help="output directory (default: checkpoints/results)")
         p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
         p.add_argument("--triple-batch", type=int, default=4, help="images attacked at once (triple network)")

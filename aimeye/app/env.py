@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import torch
-
-from .. import checkpoints
+from .. import checkpoints, runtime
 
 TRAIN_COMMAND = "python -m aimeye train all"
 EVALUATE_COMMAND = "python -m aimeye evaluate"
 EXPERIMENT_COMMAND = "python -m aimeye experiment all --n-per-class 100"
+SWITCH_INTERVAL_S = 0.001  # Python's default is 0.005; see configure_torch
 
 
 def checkpoint_dir() -> Path:
@@ -26,18 +26,17 @@ def load_models(root: Path | str | None = None) -> checkpoints.Models:
 
 
 def configure_torch(threads: int | None = None) -> int:
-    """Set torch's intra-op threads for the app: ``threads``, else ``$AIMEYE_TORCH_THREADS``, else 1.
+    """Threads for the app: torch's intra-op threads from :func:`aimeye.runtime.set_threads`
+    (``threads``, else ``$AIMEYE_THREADS``, else 1), and a short GIL switch interval.
 
     The app runs one 64×64 image at a time, often for several sessions at once; one
     thread per operation avoids OpenMP oversubscription, which on a busy 2-core
-    machine made one forward pass 30× slower. Returns the count set."""
-    if threads is None:
-        try:
-            threads = max(1, int(os.environ.get("AIMEYE_TORCH_THREADS", "1")))
-        except ValueError:
-            threads = 1
-    torch.set_num_threads(int(threads))
-    return int(threads)
+    machine made one forward pass 30× slower. While an attack plays, its steps run in a
+    background thread whose hundreds of small torch calls each give up and take back the
+    GIL; with Python's default 5 ms switch interval, every one of them could wait for the
+    page's redraw. Returns the thread count set."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
+    return runtime.set_threads(threads)
 
 
 def checkpoint_message(err: Exception) -> str:

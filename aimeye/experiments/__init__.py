@@ -5,12 +5,12 @@ Modules: :mod:`.testset` (test images and the correctly-classified filter),
 accuracy vs ε, per-image worst case over :mod:`.suite`), :mod:`.stats` (box
 statistics with censoring, Wilson and bootstrap intervals), :mod:`.schema` (the
 one on-disk schema) and :mod:`.results` (its I/O; :func:`list_runs` and :func:`load_run` for the app),
-:mod:`.dist` (torchrun ranks), :mod:`.report` (README), :mod:`.main` (:func:`run`).
+:mod:`.report` (README; ranks come from :mod:`aimeye.runtime`), :mod:`.main` (:func:`run`).
 Figures live in :mod:`aimeye.figures.experiments`, the command line in
 :mod:`aimeye.cli`.
 """
 
-from .dist import DeviceError
+from ..runtime import DeviceError
 from .main import run
 from .results import SCHEMA, Run, RunInfo, format_median, list_runs, load_gallery, load_run, read_json, write_csv
 from .robust import EPS_255

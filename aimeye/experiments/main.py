@@ -19,9 +19,9 @@ from types import SimpleNamespace
 
 import torch
 
-from .. import checkpoints
+from .. import checkpoints, runtime
 from ..paper import STAGES, THETAS
-from . import dist, results
+from . import results
 from .robust import EPS_255, checklist_text, merge_rank_parts, network_order, run_robust, sanity_checks, victims_for
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
 from .suite import default_suite
@@ -50,7 +50,7 @@ def on_device(models, device: torch.device, names=("direct", "direct_param", "tr
     return moved if isinstance(models, dict) else SimpleNamespace(**moved)
 
 
-def machine(device: torch.device, ranks: dist.Ranks) -> str:
+def machine(device: torch.device, ranks: runtime.Ranks) -> str:
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU ×{os.cpu_count()}"
     return f"{what}, {ranks.world} rank(s)"
 
@@ -72,7 +72,8 @@ def _fgsm_part(models, ts: TestSet, goals, max_steps, batch_size, triple_batch_s
 def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | None = None, max_steps: int = 10_000,
         out: Path | str = DEFAULT_OUT, batch_size: int = 64, triple_batch_size: int = TRIPLE_BATCH,
         robust_n_per_class: int | None = None, eps_255=EPS_255, suite=None, attack_steps: int = 100,
-        restarts: int = 5, extra: dict | None = None, figures: bool = True, png: bool = True, progress: bool = True,
+        restarts: int = 5, extra: dict | None = None, thetas=THETAS, attacks=None, figures: bool = True,
+        png: bool = True, progress: bool = True,
         command: str = "", notes: list[str] | None = None, device: str = "auto") -> results.Run | None:
     """Run ``what`` and write the results folder ``out``; returns it loaded (rank 0) or None (other ranks).
 
@@ -80,52 +81,57 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
     (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`."""
     if what not in WHAT:
         raise ValueError(f"what must be one of {tuple(WHAT)}, got {what!r}")
-    ranks = dist.setup()
+    ranks = runtime.start(device)
     try:
-        dev = dist.pick_device(device, ranks)
-        return _run(what, n_per_class, ranks, dev, models=models, testset=testset, max_steps=max_steps,
+        return _run(what, n_per_class, ranks, ranks.device, models=models, testset=testset, max_steps=max_steps,
                     out=Path(out), batch_size=batch_size, triple_batch_size=triple_batch_size,
                     robust_n_per_class=robust_n_per_class, eps_255=tuple(eps_255), suite=suite,
-                    attack_steps=attack_steps, restarts=restarts, extra=extra, figures=figures, png=png,
-                    progress=progress and ranks.is_main, command=command, notes=notes or [])
+                    attack_steps=attack_steps, restarts=restarts, extra=extra, thetas=tuple(thetas), attacks=attacks,
+                    figures=figures, png=png,
+                    progress=progress and ranks.main, command=command, notes=notes or [])
     finally:
-        ranks.close()
+        runtime.stop(ranks)
 
 
 def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batch_size, triple_batch_size,
-         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, figures, png, progress, command, notes):
+         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, figures, png, progress,
+         command, notes):
     from .report import write_folder
 
     t_start = time.time()
     models = models if models is not None else checkpoints.load_models()
     shas = model_shas(models)
     if what == "fig5":
-        return write_folder(out, figures=figures, png=png) if ranks.is_main else None
+        return write_folder(out, figures=figures, png=png) if ranks.main else None
     dmodels = on_device(models, dev)
     meta = {"seed": SEED, "thetas": list(THETAS), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "machine": machine(dev, ranks), "device": str(dev), "world_size": ranks.world, "n_per_class": n_per_class,
             "max_steps": max_steps, "batch_size": batch_size, "triple_batch_size": triple_batch_size,
             "checkpoints_sha256": shas, "notes": notes, "command": command}
     full = testset if testset is not None else load_test_set(max(n_per_class, robust_n_per_class or 0))
-    mine = lambda ts: ts.select(ranks.slice(len(ts)))
+    def mine(ts: TestSet) -> TestSet:  # this rank's contiguous share; rank 0 gathers them in order
+        r = ranks.slice(len(ts))
+        return ts.select(slice(r.start, r.stop))
+
     goals = WHAT[what]
     if goals:
         ts = full.first_per_class(n_per_class)
-        part = ranks.gather(_fgsm_part(dmodels, mine(ts), goals, max_steps, batch_size, triple_batch_size,
-                                       progress, dev))
-        if ranks.is_main:
+        part = runtime.gather(_fgsm_part(dmodels, mine(ts), goals, max_steps, batch_size, triple_batch_size,
+                                       progress, dev), ranks)
+        if ranks.main:
             _write_fgsm(out, part, goals, meta, t_start)
     if what in ("robust", "all"):
         t0 = time.time()
         rts = full.first_per_class(robust_n_per_class or n_per_class)
         dextra = on_device(extra or {}, dev, names=tuple(extra or ()))
-        victims = victims_for(dmodels, dextra)
+        victims = victims_for(dmodels, dextra, thetas)
         kept, filt = filter_correct(dmodels, mine(rts), extra={k: v for k, v in victims.items()
                                                               if k not in NETWORKS})
-        suite = suite if suite is not None else default_suite(victims, steps=attack_steps, restarts=restarts)
+        suite = suite if suite is not None else default_suite(victims, steps=attack_steps, restarts=restarts,
+                                                              only=attacks)
         res = run_robust(victims, kept, suite, eps_255, progress=progress, device=dev)
-        parts = ranks.gather({"robust": res, "filter": filt})
-        if ranks.is_main:
+        parts = runtime.gather({"robust": res, "filter": filt}, ranks)
+        if ranks.main:
             merged = merge_rank_parts([p["robust"] for p in parts])
             f = parts[0]["filter"]
             for p in parts[1:]:
@@ -142,7 +148,7 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
             out.mkdir(parents=True, exist_ok=True)
             results.write_json(out / "robust.json", robust)
             (out / "CHECKLIST.md").write_text(checklist_text())
-    if not ranks.is_main:
+    if not ranks.main:
         return None
     return write_folder(out, figures=figures, png=png)
 

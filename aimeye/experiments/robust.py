@@ -57,31 +57,42 @@ class AttackSpec:
         return {"about": self.about, "function": f"{self.fn.__module__}.{self.fn.__name__}", "options": opts}
 
 
-def extra_victims(extra: dict | None) -> dict[str, Victim]:
+def extra_victims(extra: dict | None, thetas=THETAS) -> dict[str, Victim]:
     """Extra networks by name (e.g. ``{"direct_at": model}``) → victims: a model with ``explain`` is
-    triple-staged and evaluated at every θ (``name@θ``), any other is a 4-way classifier."""
+    triple-staged and evaluated at every θ of ``thetas`` (``name@θ``), any other is a 4-way classifier."""
     out = {}
     for name, model in (extra or {}).items():
         if hasattr(model, "explain"):
-            out.update({f"{name}@{t}": TripleVictim(model, t, name=f"{name}@{t}") for t in THETAS})
+            out.update({f"{name}@{t}": TripleVictim(model, t, name=f"{name}@{t}") for t in thetas})
         else:
             out[name] = DirectVictim(model, name)
     return out
 
 
-def victims_for(models, extra: dict | None = None) -> dict[str, Victim]:
-    """The evaluated networks by result key: direct, direct_param, triple@θ for every θ, then the extra ones."""
+def victims_for(models, extra: dict | None = None, thetas=THETAS) -> dict[str, Victim]:
+    """The evaluated networks by result key: direct, direct_param, triple@θ for every θ of ``thetas``
+    (the paper's three by default), then the extra ones."""
     out = {"direct": make_victim(models, "direct"), "direct_param": make_victim(models, "direct_param")}
-    out.update({f"triple@{t}": make_victim(models, "triple", t) for t in THETAS})
-    out.update(extra_victims(extra))
+    out.update({f"triple@{t}": make_victim(models, "triple", t) for t in thetas})
+    out.update(extra_victims(extra, thetas))
     return out
 
 
 def load_extra(stages, root=None) -> dict:
-    """Extra networks from checkpoints (e.g. the adversarially trained ``direct-at``), by result key."""
+    """Extra networks from checkpoints by result key: a single stage (e.g. the adversarially trained
+    ``direct-at``) or ``triple-at`` (estimator-at + the projector + comparator-at)."""
     from .. import checkpoints
 
-    return {s.replace("-", "_"): checkpoints.load(s, root) for s in stages or ()}
+    out = {}
+    for s in stages or ():
+        if s == "triple-at":
+            out["triple_at"] = checkpoints.load_models(root).triple_at
+            if out["triple_at"] is None:
+                raise checkpoints.CheckpointError("triple-at needs the estimator-at and comparator-at checkpoints; "
+                                                  "train them with: python -m aimeye train all-at")
+        else:
+            out[s.replace("-", "_")] = checkpoints.load(s, root)
+    return out
 
 
 def is_triple(victim: Victim) -> bool:

@@ -9,10 +9,11 @@ from .robust import AttackSpec, is_direct, is_triple
 
 
 def default_suite(victims: dict[str, Victim], steps: int = 100, restarts: int = 5,
-                  transfer_sources=("direct",)) -> list[AttackSpec]:
+                  transfer_sources=("direct",), only=None) -> list[AttackSpec]:
     """APGD-CE, APGD-DLR and APGD-T (DLR, each other object class as target) on every network; the two
     adaptive attacks on the triple-staged networks; transfer from the direct CNN and from every extra
-    4-way classifier (e.g. the adversarially trained ``direct_at``) to every other network."""
+    4-way classifier (e.g. the adversarially trained ``direct_at``) to every other network. ``only`` keeps
+    the named attacks (in the suite's order; ``transfer(...)`` names the source)."""
     budget = {"steps": steps, "restarts": restarts}
     suite = [
         AttackSpec("apgd-ce", apgd, {**budget, "loss": "ce"}, about="APGD, cross-entropy (triple: −½‖s − t‖²)"),
@@ -30,4 +31,9 @@ def default_suite(victims: dict[str, Victim], steps: int = 100, restarts: int = 
         suite.append(AttackSpec(f"transfer({src})", transfer, {**budget, "restarts": 1, "source": victims[src]},
                                 applies=lambda k, v, goal, src=src: k != src,
                                 about=f"APGD-CE on {src} for its whole budget, judged on the attacked network"))
+    if only:
+        unknown = set(only) - {s.name for s in suite}
+        if unknown:
+            raise ValueError(f"unknown attack(s) {sorted(unknown)}; the suite has {[s.name for s in suite]}")
+        suite = [s for s in suite if s.name in only]
     return suite

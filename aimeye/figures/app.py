@@ -93,9 +93,11 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     each flip. Right: the triple-staged network's class scores with the θ line (or, when
     only a direct network is attacked, its probabilities). ``histories``: network →
     iterates (``step``, ``distortion``, ``scores``); ``flips``: network → object with
-    ``step`` and ``distortion``; ``shown``: the step on screen (a grey cursor)."""
+    ``step`` and ``distortion``; ``shown``: the step on screen (a grey cursor).
+
+    Built in one go from plain dicts (no ``make_subplots``, no ``add_hline``): the page redraws
+    it twice a second while an attack plays, and plotly's helpers and a named template cost several times as much."""
     import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
 
     flips = flips or {}
     histories = {n: _thin(h) for n, h in histories.items()}
@@ -106,45 +108,54 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     scored = "triple" if "triple" in histories else next(iter(histories))
     right = ("triple-staged scores (dashed: θ)" if scored == "triple"
              else f"{NETWORK_LABELS.get(scored, scored)}: probabilities")
-    fig = make_subplots(1, 2, horizontal_spacing=0.08, subplot_titles=("distortion (★: flip)", right))
+    data = []
     for k, (name, hist) in enumerate(histories.items()):
         colour = network_colour(name)  # the lines coincide while neither is clipped: the first is drawn wider
-        fig.add_trace(go.Scatter(x=[it.step for it in hist], y=[it.distortion for it in hist], mode=mode(hist),
-                                 line={"color": colour, "width": 7 if k == 0 and len(histories) > 1 else 3},
-                                 name=NETWORK_LABELS.get(name, name),
-                                 legendgroup=name, hovertemplate="step %{x}: %{y:.4f}<extra></extra>"), 1, 1)
+        data.append({"type": "scatter", "x": [it.step for it in hist], "y": [it.distortion for it in hist],
+                     "mode": mode(hist), "name": NETWORK_LABELS.get(name, name), "legendgroup": name,
+                     "line": {"color": colour, "width": 7 if k == 0 and len(histories) > 1 else 3},
+                     "hovertemplate": "step %{x}: %{y:.4f}<extra></extra>"})
         f = flips.get(name)
         if f is not None:
-            fig.add_trace(go.Scatter(x=[f.step], y=[f.distortion], mode="markers+text", showlegend=False,
-                                     marker={"symbol": "star", "size": 18, "color": colour,
-                                             "line": {"color": "black", "width": 1}},
-                                     text=[f"flip, step {f.step}"], textposition="top left",
-                                     textfont={"color": colour, "size": FONT_SIZE - 2}, legendgroup=name,
-                                     hovertemplate="flip at step %{x}<extra></extra>"), 1, 1)
+            data.append({"type": "scatter", "x": [f.step], "y": [f.distortion], "mode": "markers+text",
+                         "showlegend": False, "legendgroup": name, "text": [f"flip, step {f.step}"],
+                         "textposition": "top left", "textfont": {"color": colour, "size": FONT_SIZE - 2},
+                         "marker": {"symbol": "star", "size": 18, "color": colour,
+                                    "line": {"color": "black", "width": 1}},
+                         "hovertemplate": "flip at step %{x}<extra></extra>"})
     hist = histories[scored]
     steps = [it.step for it in hist]
-    k = len(hist[0].scores) if hist else 0
-    for c in range(k):
-        fig.add_trace(go.Scatter(x=steps, y=[it.scores[c] for it in hist], mode=mode(hist), name=CLASSES[c],
-                                 line={"color": CLASS_COLOURS[CLASSES[c]], "width": 2.5},
-                                 hovertemplate=f"{CLASSES[c]}: %{{y:.3f}}<extra></extra>"), 1, 2)
+    for c in range(len(hist[0].scores) if hist else 0):
+        data.append({"type": "scatter", "x": steps, "y": [it.scores[c] for it in hist], "mode": mode(hist),
+                     "name": CLASSES[c], "line": {"color": CLASS_COLOURS[CLASSES[c]], "width": 2.5},
+                     "xaxis": "x2", "yaxis": "y2", "hovertemplate": f"{CLASSES[c]}: %{{y:.3f}}<extra></extra>"})
+    shapes = []
     if scored == "triple":
-        fig.add_hline(y=theta, line={"color": THETA_COLOUR, "dash": "dash", "width": 2}, row=1, col=2)
+        shapes.append({"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": theta, "y1": theta,
+                       "line": {"color": THETA_COLOUR, "dash": "dash", "width": 2}})
     if scored in flips:
-        fig.add_vline(x=flips[scored].step, line={"color": network_colour(scored), "width": 1.5, "dash": "dot"},
-                      row=1, col=2)
+        x = flips[scored].step
+        shapes.append({"type": "line", "xref": "x2", "x0": x, "x1": x, "yref": "y2 domain", "y0": 0, "y1": 1,
+                       "line": {"color": network_colour(scored), "width": 1.5, "dash": "dot"}})
     if shown is not None:
-        for col in (1, 2):
-            fig.add_vline(x=shown, line={"color": "#555555", "width": 1}, row=1, col=col)
-    _layout(fig, "", height=height)
-    fig.update_layout(margin={"l": 60, "r": 10, "t": 40, "b": 40},
-                      legend={"orientation": "v", "y": 1, "yanchor": "top", "x": 1.01, "xanchor": "left"})
-    fig.update_annotations(font={"size": FONT_SIZE})
+        shapes += [{"type": "line", "xref": xr, "x0": shown, "x1": shown, "yref": f"{yr} domain", "y0": 0, "y1": 1,
+                    "line": {"color": "#555555", "width": 1}} for xr, yr in (("x", "y"), ("x2", "y2"))]
     last = max((len(h) for h in histories.values()), default=1) - 1
-    fig.update_xaxes(title_text="step", range=[0, max(10, last) * 1.02], title_standoff=4)
-    fig.update_yaxes(title_text="RMS change (0–1)", rangemode="nonnegative", row=1, col=1)
-    fig.update_yaxes(title_text="score" if scored == "triple" else "probability", range=[0, 1.05], row=1, col=2)
-    return fig
+    x_range = [0, max(10, last) * 1.02]
+    title = {"text": "step", "standoff": 4}
+    annotations = [{"text": t, "xref": "paper", "yref": "paper", "x": x, "y": 1.0, "yanchor": "bottom",
+                    "xanchor": "center", "showarrow": False, "font": {"size": FONT_SIZE}}
+                   for t, x in (("distortion (★: flip)", 0.23), (right, 0.77))]
+    grid = {"gridcolor": "#EBF0F8", "zerolinecolor": "#EBF0F8", "linecolor": "#444444"}  # plotly_white, inlined:
+    layout = {"height": height, "plot_bgcolor": "white", "font": {"size": FONT_SIZE}, "showlegend": True,
+              "margin": {"l": 60, "r": 10, "t": 40, "b": 40}, "shapes": shapes, "annotations": annotations,
+              "legend": {"orientation": "v", "y": 1, "yanchor": "top", "x": 1.01, "xanchor": "left"},
+              "xaxis": {"domain": [0, 0.46], "range": x_range, "title": title, "anchor": "y", **grid},
+              "xaxis2": {"domain": [0.54, 1], "range": x_range, "title": title, "anchor": "y2", **grid},
+              "yaxis": {"title": {"text": "RMS change (0–1)"}, "rangemode": "nonnegative", "anchor": "x", **grid},
+              "yaxis2": {"title": {"text": "score" if scored == "triple" else "probability"}, "range": [0, 1.05],
+                         "anchor": "x2", **grid}}
+    return go.Figure({"data": data, "layout": layout})
 
 
 def _thin(hist: list, most: int = 400) -> list:
