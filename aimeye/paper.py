@@ -26,7 +26,8 @@ GOALS = {"fp": "false positive: object → another object", "fn": "false negativ
 # --- networks ---------------------------------------------------------------------------------
 STAGES = ("direct", "direct-param", "estimator", "projector", "comparator")  # checkpoint files, in training order
 AT_STAGES = ("direct-at", "estimator-at", "comparator-at")  # adversarially trained (the paper's future work)
-NETWORKS = ("direct", "direct_param", "triple")  # what a user can attack or inspect
+NETWORKS = ("direct", "direct_param", "triple")  # the paper's networks: what a user can attack or inspect
+AT_NETWORKS = ("direct_at", "triple_at")  # adversarially trained, attackable too where their checkpoints ship
 NETWORK_LABELS = {"direct": "Direct CNN", "direct_param": "Direct CNN + rotation head", "triple": "Triple-staged",
                   "direct_at": "Direct CNN, adversarially trained",
                   "triple_at": "Triple-staged, adversarially trained stages"}
@@ -36,9 +37,14 @@ PAPER_TABLE1 = {"direct": 0.0001, "direct_param": 0.0001, "triple@0.2": 0.0134, 
                 "triple@0.7": 0.0309}
 
 
+def is_triple(network: str) -> bool:
+    """Whether ``network`` (or a result key like ``triple_at@0.7``) is triple-staged: a verdict with θ."""
+    return network.partition("@")[0] in ("triple", "triple_at")
+
+
 def network_key(network: str, theta: float | None = None) -> str:
-    """The key used in results: ``direct``, ``direct_param`` or ``triple@θ``."""
-    return f"triple@{theta:g}" if network == "triple" else network
+    """The key used in results: ``direct``, ``direct_param``, ``triple@θ`` (``triple_at@θ``)."""
+    return f"{network}@{theta:g}" if is_triple(network) and "@" not in network else network
 
 
 def network_label(key: str) -> str:

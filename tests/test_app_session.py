@@ -198,3 +198,20 @@ def test_exports_use_class_names_and_caption_every_frame(toys):
     gif.seek(gif.n_frames - 1)
     band = np.asarray(gif.convert("L"))[256:]
     assert band.max() > 200, "the last frame carries its step, verdict and distortion as text"
+
+
+def test_the_adversarially_trained_networks_are_attackable_where_they_ship(toys):
+    """direct_at and triple_at run like the paper's networks (the triple one θ-aware); a bundle
+    without them says which checkpoints are missing instead of failing later."""
+    with pytest.raises(ValueError, match="does not ship|no triple_at"):
+        session(toys, networks=("triple_at",))
+    toys.direct_at, toys.triple_at = toys.direct, toys.triple  # stand-ins with known flips
+    s = session(toys, networks=("triple_at",), theta=0.7)
+    s.step(FLIP[0.7])
+    assert s.flip("triple_at").step == FLIP[0.7]  # the θ-aware stop of the triple-staged toy
+    assert s.runs["triple_at"].victim.name == "triple_at@0.7"
+    d = session(toys, networks=("direct_at",))
+    d.step(5)
+    assert d.latest_step == 5
+    with pytest.raises(ValueError, match="networks must be some of"):
+        new_config(band_image(0)[0].numpy(), 0, networks=("giraffe",))

@@ -16,7 +16,7 @@ from aimeye.app.tables import race_rows
 from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
 from aimeye.figures.app import attack_figure
 from aimeye.figures.palette import network_colour
-from aimeye.paper import CLASSES, N_OBJECTS, NETWORK_LABELS, NETWORKS
+from aimeye.paper import AT_NETWORKS, CLASSES, N_OBJECTS, NETWORK_LABELS, NETWORKS
 from aimeye.viz import png_bytes
 from views import _ui as ui
 
@@ -36,9 +36,13 @@ with st.sidebar:
     race = st.toggle("race: direct vs triple-staged", key=ui.key(P, "race", state.race),
                      help="Attack the direct CNN and the triple-staged network from the same image.")
     network = state.network
-    if not race:
-        network = st.selectbox("network under attack", list(NETWORKS), format_func=NETWORK_LABELS.get,
-                               key=ui.key(P, "network", state.network))
+    if not race:  # the adversarially trained networks too, where their checkpoints ship
+        choices = list(NETWORKS) + [n for n in AT_NETWORKS if getattr(models, n, None) is not None]
+        if network not in choices:
+            notices.append(f"The {NETWORK_LABELS[network]} network does not ship here; showing the triple-staged one.")
+            network = "triple"
+        network = st.selectbox("network under attack", choices, format_func=NETWORK_LABELS.get,
+                               key=ui.key(P, "network", network))
     theta = ui.theta_slider(P, state, "threshold θ of the triple-staged network")
     label = img.label if img is not None else (session.config.label if session else 1)
     if img is not None and label is None:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..attacks import Iterate, Stepper, make_victim
-from ..paper import NETWORKS, NONE, STEP
+from ..paper import AT_NETWORKS, NETWORKS, NONE, STEP, is_triple
 from .analysis import explain_image
 from .inputs import class_name
 from .state import default_goal
@@ -66,8 +66,8 @@ class AttackConfig:
     cap: int = 1000
 
     def __post_init__(self):
-        if not self.networks or any(n not in NETWORKS for n in self.networks):
-            raise ValueError(f"networks must be some of {NETWORKS}, got {self.networks}")
+        if not self.networks or any(n not in NETWORKS + AT_NETWORKS for n in self.networks):
+            raise ValueError(f"networks must be some of {NETWORKS + AT_NETWORKS}, got {self.networks}")
         if self.goal == self.label or not 0 <= self.goal <= NONE:
             raise ValueError(f"goal must be another class than the label {self.label}, got {self.goal}")
 
@@ -81,7 +81,7 @@ class AttackConfig:
 
     def run_key(self, network: str) -> tuple:
         """What a network's run depends on: a run survives any change outside its key."""
-        theta = self.theta if network == "triple" and self.attack == "pgd" else None
+        theta = self.theta if is_triple(network) and self.attack == "pgd" else None
         return self.image_id, self.label, network, self.goal, self.attack, self.eps if self.attack == "pgd" else 0, theta
 
 
@@ -116,7 +116,7 @@ class AttackSession:
         victim = make_victim(self.models, network, c.theta)
         target = None if c.goal == NONE else c.goal
         return Stepper(victim, self.image, c.label, c.kind, target, attack=c.attack, eps=c.eps * STEP,
-                       max_steps=c.cap, explain=network == "triple", keep_explanations=2)
+                       max_steps=c.cap, explain=is_triple(network), keep_explanations=2)
 
     def _start_runs(self, networks):
         for n in networks:
@@ -140,7 +140,7 @@ class AttackSession:
             for n in config.networks:
                 run = self.runs.get(n)
                 if run is not None and old.run_key(n) == config.run_key(n):
-                    if n == "triple" and config.theta != old.theta:
+                    if is_triple(n) and config.theta != old.theta:
                         run.set_theta(config.theta)
                     run.set_max_steps(config.cap)
                     runs[n] = run

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..paper import CLASSES, N_OBJECTS, NETWORKS, NONE, ROT_RANGE
+from ..paper import AT_NETWORKS, CLASSES, N_OBJECTS, NETWORKS, NONE, ROT_RANGE
 from .inputs import BG_SOURCES, MAX_SEED, SOURCES, TEST_SIZE
 
 ATTACK_NAMES = {"fgsm": "Iterative FGSM (1/255 per step, the paper's)", "pgd": "PGD inside an L∞ ball of ε"}
@@ -125,7 +125,7 @@ PARSERS = {
     "bg": ("bg", _choice(BG_SOURCES), "one of " + ", ".join(BG_SOURCES)),
     "seed": ("seed", lambda s: _int(s, 0, MAX_SEED), f"a whole number from 0 to {MAX_SEED}"),
     "theta": ("theta", _parse_theta, "a number from 0 to 1"),
-    "network": ("network", _choice(NETWORKS), "one of " + ", ".join(NETWORKS)),
+    "network": ("network", _choice(NETWORKS + AT_NETWORKS), "one of " + ", ".join(NETWORKS + AT_NETWORKS)),
     "race": ("race", lambda s: _FLAGS.get(s.lower()), "1 or 0"),
     "goal": ("goal", parse_class, "a class name: " + ", ".join(CLASSES)),
     "attack": ("attack", _choice(ATTACK_NAMES), "one of " + ", ".join(ATTACK_NAMES)),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..paper import CLASSES, NETWORK_LABELS, NONE
+from ..paper import CLASSES, NETWORK_LABELS, NONE, is_triple
 from .analysis import triple_verdict
 from .inputs import class_name
 
@@ -16,7 +16,7 @@ from .inputs import class_name
 def network_title(network: str, theta: float | None = None) -> str:
     """``triple`` at θ 0.7 → "Triple-staged (θ = 0.70)"; ``direct`` → "Direct CNN"."""
     label = NETWORK_LABELS.get(network, network.replace("_", " "))
-    return f"{label} (θ = {theta:.2f})" if network == "triple" and theta is not None else label
+    return f"{label} (θ = {theta:.2f})" if is_triple(network) and theta is not None else label
 
 
 def goal_kind(goal: int) -> str:
@@ -46,4 +46,4 @@ def direct_verdict_text(probs, digits: int = 3) -> str:
 
 def iterate_verdict_text(scores, network: str, theta: float) -> str:
     """The verdict line under an attack iterate (four digits: the live view shows the score creeping)."""
-    return verdict_text(scores, theta, 4) if network == "triple" else direct_verdict_text(scores, 4)
+    return verdict_text(scores, theta, 4) if is_triple(network) else direct_verdict_text(scores, 4)

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import nets
-from ..paper import GOALS, NETWORKS, NONE
+from ..paper import AT_NETWORKS, GOALS, NETWORKS, NONE
 
 
 def check_goal(goal: str) -> str:
@@ -298,9 +298,17 @@ def parse_network(network: str) -> tuple[str, float | None]:
 
 
 def make_victim(models, network: str, theta: float = 0.45, straight_through: bool = False) -> Victim:
-    """A victim for ``network`` ∈ {"direct", "direct_param", "triple"} (or "triple@θ")
-    of a :class:`aimeye.checkpoints.Models`-like object."""
+    """A victim for ``network`` ∈ {"direct", "direct_param", "triple"} (or "triple@θ"), or an adversarially
+    trained one ("direct_at", "triple_at"), of a :class:`aimeye.checkpoints.Models`-like object."""
     base, th = parse_network(network)
+    if base in AT_NETWORKS:
+        model = getattr(models, base, None)
+        if model is None:
+            raise ValueError(f"no {base} network: its checkpoints do not ship here (python -m aimeye train all-at)")
+        if base == "direct_at":
+            return DirectVictim(model, base)
+        th = theta if th is None else th
+        return TripleVictim(model, th, straight_through, name=f"{base}@{th:g}")
     if base == "direct":
         return DirectVictim(models.direct, "direct")
     if base in ("direct_param", "direct-param"):

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..paper import CLASSES, N_OBJECTS, NETWORK_LABELS, THETAS
+from ..paper import CLASSES, N_OBJECTS, NETWORK_LABELS, THETAS, is_triple
 from .palette import CLASS_COLOURS, FONT_SIZE, NETWORK_COLOURS, network_colour
 
 THETA_COLOUR = "#CC0000"  # the threshold line, on every chart
@@ -106,7 +106,8 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
         return "lines" if len(hist) > 1 else "lines+markers"
 
     scored = "triple" if "triple" in histories else next(iter(histories))
-    right = ("triple-staged scores (dashed: θ)" if scored == "triple"
+    triple = is_triple(scored)
+    right = (f"{NETWORK_LABELS.get(scored, scored)}: scores (dashed: θ)" if triple
              else f"{NETWORK_LABELS.get(scored, scored)}: probabilities")
     data = []
     for k, (name, hist) in enumerate(histories.items()):
@@ -130,7 +131,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
                      "name": CLASSES[c], "line": {"color": CLASS_COLOURS[CLASSES[c]], "width": 2.5},
                      "xaxis": "x2", "yaxis": "y2", "hovertemplate": f"{CLASSES[c]}: %{{y:.3f}}<extra></extra>"})
     shapes = []
-    if scored == "triple":
+    if triple:
         shapes.append({"type": "line", "xref": "x2 domain", "x0": 0, "x1": 1, "yref": "y2", "y0": theta, "y1": theta,
                        "line": {"color": THETA_COLOUR, "dash": "dash", "width": 2}})
     if scored in flips:
@@ -153,7 +154,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
               "xaxis": {"domain": [0, 0.46], "range": x_range, "title": title, "anchor": "y", **grid},
               "xaxis2": {"domain": [0.54, 1], "range": x_range, "title": title, "anchor": "y2", **grid},
               "yaxis": {"title": {"text": "RMS change (0–1)"}, "rangemode": "nonnegative", "anchor": "x", **grid},
-              "yaxis2": {"title": {"text": "score" if scored == "triple" else "probability"}, "range": [0, 1.05],
+              "yaxis2": {"title": {"text": "score" if triple else "probability"}, "range": [0, 1.05],
                          "anchor": "x2", **grid}}
     return go.Figure({"data": data, "layout": layout})
 
