@@ -101,8 +101,11 @@ def test_censored_medians_and_intervals():
     # 3 of 5 attacks failed at the cap (100): the median is decided by failures, a lower bound
     assert stats.censored_median([5, 7, 100, 100, 100], [1, 1, 0, 0, 0]) == (100.0, False)
     assert stats.censored_median([5, 7, 9, 100, 100], [1, 1, 1, 0, 0]) == (9.0, True)
-    # a failure recorded *below* the median may need more: still censored
-    assert stats.censored_median([0.01, 0.02, 0.03], [0, 1, 1]) == (0.02, False)
+    # a failure recorded *below* the median needs more than it recorded: it counts as +∞, which
+    # moves the median up to a measured value (not the recorded 0.02)
+    assert stats.censored_median([0.01, 0.02, 0.03], [0, 1, 1]) == (0.03, True)
+    # with an even count, a middle failure makes the median infinite: the recorded one is a lower bound
+    assert stats.censored_median([0.01, 0.02, 0.03, 0.04], [1, 0, 0, 1]) == (0.025, False)
     b = stats.box_stats(np.arange(101.0))
     assert (b["p2"], b["q1"], b["median"], b["q3"], b["p98"]) == (2, 25, 50, 75, 98) and b["median_exact"]
     assert stats.box_stats([])["median"] is None

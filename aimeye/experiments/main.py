@@ -101,7 +101,9 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
     t_start = time.time()
     models = models if models is not None else checkpoints.load_models()
     shas = model_shas(models)
-    if what == "fig5":
+    if what == "fig5":  # the statistics again from the stored attacks (the rules may be newer), then the figures
+        if ranks.main and (attacks := results.read_json(out / "attacks.json")) is not None:
+            results.write_json(out / "summary.json", summarise(attacks["attacks"], attacks["filter"], attacks["meta"]))
         return write_folder(out, figures=figures, png=png) if ranks.main else None
     dmodels = on_device(models, dev)
     meta = {"seed": SEED, "thetas": list(THETAS), "torch": torch.__version__, "threads": torch.get_num_threads(),

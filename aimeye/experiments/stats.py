@@ -26,9 +26,10 @@ BOOTSTRAP_SEED = 0
 
 
 def censored_median(values, success=None) -> tuple[float | None, bool]:
-    """(median of the recorded values, exact?). ``exact`` is False when the median
-    could be larger because failed attacks (``success`` False) decide it: then the
-    value is a lower bound (print it as "≥ value")."""
+    """(median, exact?). A failed attack (``success`` False) needs more than it recorded: it counts
+    as +∞. When fewer than half failed, the median over those values is finite and exact; otherwise
+    the failures decide it and the median of the recorded values is returned as a lower bound
+    (``exact`` False: print it as "≥ value")."""
     v = np.asarray(values, dtype=np.float64)
     if len(v) == 0:
         return None, True
@@ -37,7 +38,8 @@ def censored_median(values, success=None) -> tuple[float | None, bool]:
         return med, True
     ok = np.asarray(success, dtype=bool)
     worst = np.where(ok, v, np.inf)  # a failure needs more than was recorded
-    return med, bool(np.median(worst) == med)
+    med_worst = float(np.median(worst))
+    return (med_worst, True) if np.isfinite(med_worst) else (med, False)
 
 
 def box_stats(values, success=None) -> dict:
