@@ -44,11 +44,3 @@ def synthetic_attacks(rng=None) -> list[dict]:
                              "l2": 0.1, "ssim": 0.9, "scores": [0.1, 0.2, 0.3]})
     return rows
 
-
-def synthetic_robust() -> dict:
-    nets_ = ("direct", "direct_param", "triple@0.2", "triple@0.45", "triple@0.7")
-    return {"n_images": 4, "eps_255": [0, 2, 8], "pgd_success": {g: {n: [0, 2, 4] for n in nets_} for g in ("fp", "fn")},
-            "gradient_masking": {g: {"triple@0.45": [0, 2, 4], "triple@0.45+st": [0, 3, 4]} for g in ("fp", "fn")},
-            "transfer_from_direct": {"pgd": {g: {"direct": [0, 4, 4], "triple@0.7": [0, 0, 1]} for g in ("fp", "fn")},
-                                     "fgsm": {g: {"direct": [0, 1, 3], "triple@0.7": [0, 0, 0]} for g in ("fp", "fn")},
-                                     "iterative_fgsm": {g: {"direct": 4, "triple@0.7": 1} for g in ("fp", "fn")}}}

@@ -118,15 +118,16 @@ def test_censored_medians_and_intervals():
 
 def test_committed_folders_read_in_the_current_schema():
     runs = {r.name: r for r in experiments.list_runs(ROOT)}
-    if "results" not in runs:
-        pytest.skip("no committed results folder")
+    assert {"results", "results_cap1000", "results_robust"} <= set(runs)  # the README quotes all three
     old = experiments.load_run(ROOT / "results")
     assert old.summary["schema"] == results.SCHEMA
     med, exact = old.median("fp", "triple@0.7", "steps")
     assert med == old.info.cap and not exact  # a 100-step cap censors the triple-staged FP median
-    if old.robust:  # an old PGD-only robust.json: counts, no per-image worst case
-        assert old.robust["per_image_worst_case"] is False or old.robust.get("broken")
-        assert set(old.robust["table"]) == {"fp", "fn"}
+    robust = experiments.load_run(ROOT / "results_robust").robust
+    assert robust["per_image_worst_case"] is True and robust.get("broken")  # per-image sets, not counts
+    assert set(robust["table"]) == {"fp", "fn"}
+    with pytest.raises(ValueError, match="unknown robust.json schema"):
+        results.normalise_robust({"schema": 1, "pgd_success": {}})
 
 
 def test_figures_and_png_fallbacks(tmp_path):

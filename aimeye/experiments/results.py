@@ -14,10 +14,8 @@ A results folder (``checkpoints/results``, ``checkpoints/results_cap1000``, …)
 
 Reading: :func:`list_runs` finds every results folder under a checkpoint
 directory; :func:`load_run` returns a :class:`Run` whose summary and robust
-table are always in the current schema (version :data:`SCHEMA`): folders written
-by older versions are converted on reading (the summary is recomputed from the
-rows; an old PGD-only ``robust.json`` becomes a table with one attack and
-``per_image_worst_case`` false).
+table are always in the current schema (version :data:`SCHEMA`): an older summary
+is recomputed from the rows; a ``robust.json`` of another schema is refused.
 """
 
 from __future__ import annotations

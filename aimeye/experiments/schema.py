@@ -4,7 +4,7 @@
 * :data:`ROW_KEYS`: the fields of one FGSM attack row (attacks.json/.csv; plus ``scores``).
 * :data:`GALLERY_KEYS`: the arrays of gallery.npz (Fig. 5 material).
 * :func:`robust_table`: per-attack broken sets → the robust-accuracy table (per-image worst case);
-  :func:`normalise_robust` converts an old PGD-only robust.json (schema 1) into the current schema.
+  :func:`normalise_robust` checks that a robust.json has the current schema.
 """
 
 from __future__ import annotations
@@ -39,59 +39,17 @@ def robust_table(broken: dict, n: int, eps_255: list[int]) -> dict:
     return table
 
 
-def _robust_from_v1(d: dict) -> dict:
-    """An old PGD-only robust.json (counts) → the current schema. Counts per attack cannot give a
-    per-image worst case: the accuracy shown is the lowest over the recorded attacks (an upper bound)."""
-    n, eps = int(d.get("n_images") or 0), list(d.get("eps_255") or [])
-    per: dict = {}
-
-    def put(goal, net, attack, counts):
-        per.setdefault(goal, {}).setdefault(net, {})[attack] = [int(c) for c in counts]
-
-    for goal, nets_ in (d.get("pgd_success") or {}).items():
-        for net, counts in nets_.items():
-            put(goal, net, f"pgd-{d.get('pgd_steps', '?')}", counts)
-    for goal, nets_ in (d.get("gradient_masking") or {}).items():
-        for net, counts in nets_.items():
-            if net.endswith("+st"):
-                put(goal, net[:-3], f"pgd-{d.get('pgd_steps', '?')}-bpda", counts)
-    for att, goals in (d.get("transfer_from_direct") or {}).items():
-        for goal, nets_ in goals.items():
-            for net, counts in nets_.items():
-                if net != "direct" and isinstance(counts, list):
-                    put(goal, net, f"transfer-{att}(direct)", counts)
-    table = {}
-    for goal, nets_ in per.items():
-        table[goal] = {}
-        for net, by_attack in nets_.items():
-            entries = []
-            for j, e in enumerate(eps):
-                counts = {a: c[j] for a, c in by_attack.items()}
-                k = max(counts.values())
-                ci = wilson_ci(n - k, n)
-                entries.append({"eps_255": e, "n": n, "broken": k, "accuracy": (n - k) / n if n else None,
-                                "ci95": list(ci) if ci else None, "by_attack": counts, "only_by": None,
-                                "strongest": max(counts, key=counts.get) if k else None})
-            table[goal][net] = entries
-    return {"schema": SCHEMA, "converted_from_schema": 1, "per_image_worst_case": False,
-            "meta": {**(d.get("meta") or {}), "n_images": n, "pgd_steps": d.get("pgd_steps"),
-                     "pgd_restarts": d.get("pgd_restarts")},
-            "eps_255": eps, "n_images": n, "attacks": {}, "table": table}
-
-
 def normalise_robust(d: dict | None) -> dict | None:
-    """Any robust.json this project wrote → the current schema (None stays None)."""
+    """A robust.json of the current schema as it is (None stays None); any other schema is refused
+    (round 1's PGD-only files were withdrawn with their figures, and none ships)."""
     if not d:
         return None
     if d.get("schema") == SCHEMA:
         return d
-    if "pgd_success" in d:
-        return _robust_from_v1(d)
-    raise ValueError(f"unknown robust.json schema {d.get('schema')!r}")
+    raise ValueError(f"unknown robust.json schema {d.get('schema')!r}; rerun: python -m aimeye experiment robust")
 
 
 def robust_rates(robust: dict) -> dict:
-    """The table of a robust.json (any schema): {eps_255, n_images, table, per_image_worst_case}."""
+    """The table of a robust.json: {eps_255, n_images, table}."""
     r = normalise_robust(robust)
-    return {"eps_255": r["eps_255"], "n_images": r["n_images"], "table": r["table"],
-            "per_image_worst_case": r.get("per_image_worst_case", True)}
+    return {"eps_255": r["eps_255"], "n_images": r["n_images"], "table": r["table"]}

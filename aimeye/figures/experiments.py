@@ -90,9 +90,8 @@ def robust_figure(robust: dict):
                           row=1, col=col)
     fig.update_xaxes(title_text="ε (L∞, grey levels of 255)", type="category")
     fig.update_yaxes(title_text="robust accuracy (no attack succeeded)", range=[-0.02, 1.02], row=1, col=1)
-    worst = "per-image worst case over all attacks" if robust.get("per_image_worst_case", True) else \
-        "best single attack (old run: no per-image worst case)"
-    fig.update_layout(title=f"Robust accuracy vs ε, {robust['n_images']} images, {worst}; bars: 95 % CI",
+    fig.update_layout(title=f"Robust accuracy vs ε, {robust['n_images']} images, per-image worst case over all "
+                            "attacks; bars: 95 % CI",
                       width=WIDTH, height=HEIGHT, template="plotly_white", font={"size": FONT_SIZE - 2})
     return fig
 
