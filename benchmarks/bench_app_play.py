@@ -104,6 +104,33 @@ def measure(url: str, timeout_s: float) -> dict:
             "steps_per_update": {"median": jumps[len(jumps) // 2] if jumps else None}}
 
 
+def compute_floor(steps: int = 40, threads=(1, 2)) -> dict:
+    """The default race stepped without any page: ms per race step (direct CNN + triple-staged network
+    with its explanation, one forward and one input gradient each), per torch thread count. No play
+    speed can beat 1000 / this."""
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from aimeye import checkpoints
+    from aimeye.app.inputs import held_out_index, held_out_scene
+    from aimeye.app.session import AttackSession, new_config
+
+    models = checkpoints.load_models()
+    image = held_out_scene(held_out_index(1, 0)).x[0, 0].numpy()  # the page's default: the first penguin
+    before, out = torch.get_num_threads(), {}
+    try:
+        for n in threads:
+            torch.set_num_threads(n)
+            session = AttackSession(models, image, new_config(image, 1, goal=2, theta=0.7, cap=1000))
+            session.step(3)  # warm-up
+            t0 = time.perf_counter()
+            session.step(steps)
+            out[str(n)] = round((time.perf_counter() - t0) / steps * 1000, 1)
+    finally:
+        torch.set_num_threads(before)
+    return {"race_step_ms_by_threads": out, "steps": steps}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--url", default=None, help="a running app (default: start one)")
@@ -111,6 +138,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "app_play.json"))
     args = p.parse_args(argv)
     env = dict(os.environ, PYTHONPATH=str(REPO))
+    floor = compute_floor()  # before the server starts, on an otherwise idle machine
     proc, url = (None, args.url) if args.url else start_server(env)
     load = os.getloadavg()
     try:
@@ -118,7 +146,7 @@ def main(argv=None):
     finally:
         if proc is not None:
             os.killpg(proc.pid, signal.SIGTERM)
-    result |= {"command": "python benchmarks/bench_app_play.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    result |= {"compute_floor": floor, "command": "python benchmarks/bench_app_play.py " + " ".join(argv if argv is not None else sys.argv[1:]),
                "machine": f"{platform.machine()}, {os.cpu_count()} CPUs", "load_average_before": [round(v, 2) for v in load],
                "load_average_after": [round(v, 2) for v in os.getloadavg()],
                "targets": {"steps_per_s": 25, "display_updates_per_s": 2},
@@ -133,6 +161,7 @@ def main(argv=None):
           f"{result['display_updates_per_s']:.2f} updates/s (target ≥ 2), gaps median "
           f"{result['display_gap_s']['median']} s, max {result['display_gap_s']['max']} s; "
           f"load average {result['load_average_before']}")
+    print(f"compute floor, ms per race step by torch threads: {floor['race_step_ms_by_threads']}")
     print(f"wrote {args.out}")
     return result
 
