@@ -8,9 +8,9 @@ mode) and every computation in :mod:`aimeye.app`.
 
 import streamlit as st
 
-from aimeye.app.env import configure_torch
+from aimeye import runtime
 
-configure_torch()  # one torch thread unless $AIMEYE_THREADS says otherwise; a short GIL switch interval
+runtime.set_threads()  # one torch thread per process (robust on shared cores) unless $AIMEYE_THREADS says otherwise
 st.set_page_config(page_title="The Artificial Mind's Eye", page_icon="👁️", layout="wide")
 
 # 64×64 images are sent as PNGs upscaled by whole factors (aimeye.viz.png_bytes); should the

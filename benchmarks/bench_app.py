@@ -7,7 +7,7 @@
   (target ≤ 5 s, measured from process spawn);
 * step: one ``Stepper.step(1)`` of the paper's FGSM against the triple-staged
   network with the explanation the app shows (target p95 ≤ 300 ms), with one torch
-  thread as the app runs (``aimeye.app.env.configure_torch``) and with torch's
+  thread as the app runs (``aimeye.runtime.set_threads``, called by app.py) and with torch's
   default; the direct network and the Inspect page's full analysis for reference.
 
 Prints a table and writes ``benchmarks/results/app.json``. Uses the shipped
@@ -158,7 +158,7 @@ def main(argv=None):
                                                                                    os.getloadavg()],
         "cold_start": cold, "step": steps, "inspect_analysis": analysis,
         "targets": {"cold_start_s": 5.0, "triple_step_p95_ms": 300.0},
-        "notes": ("The app runs torch with one intra-op thread (aimeye.app.env.configure_torch). With torch's "
+        "notes": ("The app runs torch with one intra-op thread (aimeye.runtime.set_threads, called by app.py). With torch's "
                   "default on this 2-core machine, OpenMP's spinning threads collide with any other busy process "
                   "(a training run, another session): a triple step then takes seconds instead of ~30 ms. "
                   "OMP_WAIT_POLICY=PASSIVE softens it; one thread avoids it."),

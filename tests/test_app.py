@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 import time
 from pathlib import Path
 
@@ -30,12 +29,10 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module", autouse=True)
 def keep_torch_threads():
-    """app.py sets one torch thread and a short GIL switch interval for the process; give the other
-    test modules theirs back."""
-    n, interval = torch.get_num_threads(), sys.getswitchinterval()
+    """app.py sets one torch thread for the process; give the other test modules theirs back."""
+    n = torch.get_num_threads()
     yield
     torch.set_num_threads(n)
-    sys.setswitchinterval(interval)
 
 
 @pytest.fixture
