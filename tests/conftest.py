@@ -44,3 +44,9 @@ def synthetic_attacks(rng=None) -> list[dict]:
                              "l2": 0.1, "ssim": 0.9, "scores": [0.1, 0.2, 0.3]})
     return rows
 
+
+
+def pytest_collection_modifyitems(config, items):
+    """Slow checks first (a stable sort keeps the order within each kind): they start at once, and the
+    quick tests fill in around them on the other xdist worker instead of queueing behind them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -36,7 +36,9 @@ W, H = 1920, 1080
 
 if os.environ.get("CI") and not Path(CHROMIUM).exists():  # CI installs it: a missing browser must fail, not skip
     raise RuntimeError(f"CI: no Chromium at {CHROMIUM}; .ci/run installs Debian's chromium")
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
+# one worker, one server and one browser for the whole module (pytest -n 2 --dist loadgroup)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("browser"),
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}")]
 
 
 def free_port() -> int:
@@ -128,6 +130,17 @@ def shown_step(page) -> int:
     return int(m.group(1)) if m else -1
 
 
+def settled_step(page, quiet_s: float = 1.5, timeout_s: float = 30) -> int:
+    """The step shown once it has not changed for ``quiet_s`` (three play ticks)."""
+    step, since, deadline = shown_step(page), time.time(), time.time() + timeout_s
+    while time.time() - since < quiet_s:
+        assert time.time() < deadline, "the shown step never settled: play goes on after pause"
+        time.sleep(0.1)
+        if (now := shown_step(page)) != step:
+            step, since = now, time.time()
+    return step
+
+
 # ------------------------------------------------------------------------------------------ tests
 
 
@@ -191,9 +204,8 @@ def test_play_follows_the_newest_step_and_pause_stops(server, page):
     wait_for(lambda: shown_step(page) >= 5, "play to show new steps", 60)
     page.get_by_role("button", name="⏸ pause").click()
     page.get_by_role("button", name="▶ play").wait_for()
-    time.sleep(1.0)
-    paused_at = shown_step(page)
-    time.sleep(1.5)
+    paused_at = settled_step(page)  # the redraw after the pause may land a moment later, then nothing moves
+    time.sleep(1.5)  # three more play ticks
     assert shown_step(page) == paused_at, "pause stops the stepping"
     slider = page.locator('[data-testid="stSlider"]').filter(has_text="scrub").get_by_role("slider")
     assert slider.input_value() == str(paused_at), "paused on the newest step"

@@ -19,6 +19,7 @@ def x():
 
 
 def untrained_triple():
+    torch.manual_seed(0)  # untrained weights from a fixed seed, whatever ran before (not every draw covers a patch)
     return checkpoints.freeze(nets.TripleStaged(nets.build("estimator"), nets.build("projector"),
                                                 nets.build("comparator")))
 
@@ -112,6 +113,7 @@ def test_missing_and_corrupt_checkpoints_give_clear_errors(tmp_path):
         checkpoints.load("direct", garbage)
 
 
+@pytest.mark.slow
 def test_shipped_checkpoints_reach_their_recorded_quality():
     models = aimeye.load_models()
     s = make_scenes(200, "test", 1)  # the first 200 of the evaluation set behind the sidecars
@@ -123,7 +125,7 @@ def test_shipped_checkpoints_reach_their_recorded_quality():
         pos = s.labels != 3
         mae = (models.triple.estimator(s.images[pos], s.labels[pos]) - s.rotations[pos]).abs().mean().item()
         assert mae <= models.sidecar("estimator")["metrics"]["rotation_mae"] * 1.5 + 0.005
-        v = models.triple.verdict(s.images, 0.45)
+        v = torch.cat([models.triple.verdict(x, 0.45) for x in s.images.split(16)])  # small chunks run fastest
         err = (v != s.labels).float().mean().item()
         assert err <= models.sidecar("comparator")["metrics"]["triple_error@0.45"] + 0.03
     for stage in STAGES:

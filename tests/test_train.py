@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pytest
@@ -113,19 +113,19 @@ def test_rank_slices_tile_the_global_batch():
 
 WORKER = textwrap.dedent("""
     import json, sys
-    from dataclasses import replace
+    from dataclasses import asdict, replace
     from pathlib import Path
     from aimeye import runtime, train
-    root, toy = Path(sys.argv[1]), json.loads(sys.argv[2])
+    root, toy, cfg = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
     ranks = runtime.start("cpu")
-    cfg = train.TrainConfig(steps=3, batch=8, lr=3e-3, warmup=1, ckpt_every=2)
-    train.train("comparator", cfg, root=root, runs=root / "runs", evaluate_after=False, model_config=toy,
-                ranks=ranks)
+    train.train("comparator", train.TrainConfig(**cfg), root=root, runs=root / "runs", evaluate_after=False,
+                model_config=toy, ranks=ranks)
     runtime.stop(ranks)
 """)
 
 
 @pytest.mark.slow
+@pytest.mark.usefixtures("one_torch_thread")
 def test_two_gloo_processes_under_torchrun_train_what_one_process_trains(tmp_path):
     """The comparator has no BatchNorm, so DDP over 2 ranks (each half of every global batch, gradients
     averaged) is the same optimisation as 1 process; only the order of float sums differs (tolerance 1e-5).
@@ -136,10 +136,12 @@ def test_two_gloo_processes_under_torchrun_train_what_one_process_trains(tmp_pat
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     toy = json.dumps(TOY["comparator"])
-    subprocess.run([sys.executable, str(script), str(tmp_path / "one"), toy], check=True, env=env, timeout=120)
     subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(script), str(tmp_path / "two"), toy], check=True, env=env, timeout=180,
-                   capture_output=True)
+                    str(script), str(tmp_path / "two"), toy, json.dumps(asdict(CFG))], check=True, env=env,
+                   timeout=180, capture_output=True)
+    # the one-process reference runs here, on one thread like each rank (saves a Python start)
+    train.train("comparator", CFG, root=tmp_path / "one", runs=tmp_path / "one" / "runs", evaluate_after=False,
+                model_config=TOY["comparator"])
     one, two = checkpoints.load("comparator", tmp_path / "one"), checkpoints.load("comparator", tmp_path / "two")
     assert checkpoints.read_sidecar("comparator", tmp_path / "two")["processes"] == 2
     for (k, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items(), strict=True):
