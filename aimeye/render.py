@@ -169,6 +169,14 @@ def _raster_batch(verts, faces, albedo, mats, size, ss, dist, tan_half, light,
                 out_alpha[b, oy, ox] = cov * inv_ss2
 
 
+def _read_only(a, dtype) -> np.ndarray:
+    """A contiguous, read-only view: numba compiles one kernel per array writability, and the built-in
+    meshes are read-only, so every mesh is passed read-only (one compiled kernel, not two)."""
+    v = np.ascontiguousarray(a, dtype=dtype).view()
+    v.flags.writeable = False
+    return v
+
+
 def rasterize(vertices, faces, albedo, rotations, *, size: int = SIZE, ss: int = 4,
               cull: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Render raw triangles under N rotations.
@@ -178,9 +186,8 @@ def rasterize(vertices, faces, albedo, rotations, *, size: int = SIZE, ss: int =
     images are over black (premultiplied). ``cull`` drops back faces (only for
     closed, consistently wound meshes).
     """
-    verts = np.ascontiguousarray(vertices, dtype=np.float32)
-    faces = np.ascontiguousarray(faces, dtype=np.int32)
-    albedo = np.ascontiguousarray(albedo, dtype=np.float32)
+    verts, faces, albedo = (_read_only(vertices, np.float32), _read_only(faces, np.int32),
+                            _read_only(albedo, np.float32))
     rot = np.asarray(rotations, dtype=np.float64)
     if rot.ndim == 1:
         rot = rot[None]

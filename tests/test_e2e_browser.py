@@ -130,6 +130,10 @@ def shown_step(page) -> int:
     return int(m.group(1)) if m else -1
 
 
+def all_images_loaded(page):
+    page.wait_for_function("() => Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+
+
 def settled_step(page, quiet_s: float = 1.5, timeout_s: float = 30) -> int:
     """The step shown once it has not changed for ``quiet_s`` (three play ticks)."""
     step, since, deadline = shown_step(page), time.time(), time.time() + timeout_s
@@ -185,7 +189,7 @@ def test_every_image_is_a_png_and_the_attack_page_fits_a_projector(server, page)
     for url in ("/", "/inspect"):
         page.goto(server + url)
         page.locator('[data-testid="stImage"] img').first.wait_for()
-        time.sleep(1)
+        all_images_loaded(page)
     srcs = page.locator("img").evaluate_all("els => els.map(e => e.currentSrc || e.src)")
     assert served and srcs
     for url, kind in served.items():
