@@ -35,6 +35,8 @@ def test_checkpoint_schedule_is_the_papers():
     # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (Croce & Hein 2020, §3.2)
     assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
     assert checkpoints(1000)[:3] == [220, 410, 570]
+    # short runs in the authors' integer form: gaps 4, 3, 2, then 1 (⌊0.03·20⌋ = 0 → 1; ⌊0.06·20⌋ = 1)
+    assert checkpoints(20) == [4, 7, 9, *range(10, 21)]
 
 
 def test_step_size_halves_at_every_checkpoint_when_the_loss_stalls():
@@ -45,7 +47,7 @@ def test_step_size_halves_at_every_checkpoint_when_the_loss_stalls():
     r = apgd(victim, band_image(0, on=0.7)[None], [0], "fn", eps, steps=30, restarts=1, trace=tr,
              start=lambda x, y, t, e, k, g: x)
     w = checkpoints(30)
-    assert w == [7, 13, 18, 21, 24, 27, 28, 30]
+    assert w == [6, 11, 15, 18, 20, *range(21, 31)]  # gaps 6, 5, 4, 3, 2, then 1
     assert [t["eta"].item() for t in tr] == pytest.approx(
         [2 * eps / 2 ** sum(c < t["k"] for c in w) for t in tr])
     # log p(none) rises as every band darkens: the corner is x − ε everywhere, and it is the margin-best iterate

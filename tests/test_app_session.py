@@ -210,6 +210,10 @@ def test_the_adversarially_trained_networks_are_attackable_where_they_ship(toys)
     s.step(FLIP[0.7])
     assert s.flip("triple_at").step == FLIP[0.7]  # the θ-aware stop of the triple-staged toy
     assert s.runs["triple_at"].victim.name == "triple_at@0.7"
+    ex = s.explanation(3, "triple_at")  # an old step: recomputed by the triple_at network, then cached
+    want = toys.triple_at.explain(s.frame("triple_at", 3).image.reshape(1, 1, 64, 64))
+    assert np.allclose(ex[2]["projection"], want.projection[0, 2].numpy()) and s.explanation(3, "triple_at") is ex
+    assert s.explanation(network="triple_at") is s.runs["triple_at"].latest.explanation
     d = session(toys, networks=("direct_at",))
     d.step(5)
     assert d.latest_step == 5

@@ -13,15 +13,15 @@ from aimeye.app.inputs import class_name
 from aimeye.app.session import FASTEST, RACE, SPEEDS, AttackSession, image_id, new_config
 from aimeye.app.state import ATTACK_NAMES, CAP_RANGE, EPS_RANGE, goal_for, goal_options, with_changes
 from aimeye.app.tables import race_rows
-from aimeye.app.wording import goal_kind, goal_label, iterate_verdict_text, network_title
+from aimeye.app.wording import drawing_heading, goal_kind, goal_label, iterate_verdict_text, network_title
 from aimeye.figures.app import attack_figure
 from aimeye.figures.palette import network_colour
-from aimeye.paper import AT_NETWORKS, CLASSES, N_OBJECTS, NETWORK_LABELS, NETWORKS
+from aimeye.paper import AT_NETWORKS, CLASSES, N_OBJECTS, NETWORK_LABELS, NETWORKS, is_triple
 from aimeye.viz import png_bytes
 from views import _ui as ui
 
 P = "atk"
-TICK_S = 0.5  # while playing, the display redraws twice a second; the steps run in the session's thread
+TICK_S = 0.4  # while playing, the display redraws every 0.4 s (a redraw adds ~0.05 s: over twice a second); the steps run in the session's thread
 
 models = ui.models_or_stop()
 state, notices = ui.start_state(P)
@@ -148,10 +148,10 @@ def live():
     st.plotly_chart(attack_figure({n: r.history for n, r in session.runs.items()}, theta, session.flips(),
                                   shown if not session.following else None), key=f"{P}_chart",
                     config={"displayModeBar": False})
-    if "triple" in networks:
-        ex = session.explanation(shown)
-        st.markdown(f"**What the triple-staged network draws at step {session.frame('triple', shown).step}, and how well "
-                    "it matches** (similarity × where the drawing counts)")
+    drawer = next((n for n in networks if is_triple(n)), None)  # triple or triple_at: it draws
+    if drawer is not None:
+        ex = session.explanation(shown, drawer)
+        st.markdown(drawing_heading(drawer, session.frame(drawer, shown).step))
         ui.show_row([ex[c]["projection"] for c in range(N_OBJECTS)]
                     + [weighted_similarity(ex[c]) for c in range(N_OBJECTS)],
                     [f"{CLASSES[c]}: projection" for c in range(N_OBJECTS)]

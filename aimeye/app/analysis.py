@@ -62,11 +62,12 @@ def analyse(models: checkpoints.Models, x: torch.Tensor) -> Analysis:
                     direct_param_rotation=params[0].clamp(-ROT_RANGE, ROT_RANGE).numpy())
 
 
-def explain_image(models, image) -> dict[int, dict]:
-    """The triple network's per-class explanation of one image, in the form an attack iterate
-    keeps it: ``{class: {"rotation", "projection", "alpha", "similarity", "pooled_alpha", "score"}}``."""
+def explain_image(models, image, network: str = "triple") -> dict[int, dict]:
+    """A triple-staged network's (``triple`` or ``triple_at``) per-class explanation of one image, in the
+    form an attack iterate keeps it: ``{class: {"rotation", "projection", "alpha", "similarity",
+    "pooled_alpha", "score"}}``."""
     with torch.no_grad():
-        return explanation_dict(models.triple.explain(as_batch(image)))
+        return explanation_dict(getattr(models, network).explain(as_batch(image)))
 
 
 def weighted_similarity(explanation: dict) -> np.ndarray:

@@ -107,7 +107,7 @@ class AttackSession:
         self._control = threading.RLock()
         self._worker: threading.Thread | None = None
         self._stop = threading.Event()
-        self._explanations: OrderedDict[int, dict] = OrderedDict()
+        self._explanations: OrderedDict[tuple[str, int], dict] = OrderedDict()
         self._start_runs(config.networks)
 
     # --- configuration ----------------------------------------------------------------------
@@ -121,8 +121,9 @@ class AttackSession:
     def _start_runs(self, networks):
         for n in networks:
             self.runs[n] = self._new_run(n)
-            if n == "triple":
-                self._explanations.clear()
+            if is_triple(n):
+                for key in [k for k in self._explanations if k[0] == n]:
+                    del self._explanations[key]
 
     def configure(self, image, config: AttackConfig) -> str | None:
         """Switch to ``config`` (and ``image``), keeping every run that still applies.
@@ -233,17 +234,18 @@ class AttackSession:
         k = run.latest.step
         return f"Not flipped yet after {k} step{'s' if k > 1 else ''}."
 
-    def explanation(self, step: int | None = None) -> dict:
-        """The triple-staged network's explanation at ``step`` (kept, cached or recomputed)."""
-        it = self.frame("triple", step)
+    def explanation(self, step: int | None = None, network: str = "triple") -> dict:
+        """A triple-staged network's explanation at ``step`` (kept, cached or recomputed)."""
+        it = self.frame(network, step)
         kept = it.explanation
         if kept is not None:
             return kept
-        if it.step in self._explanations:
-            self._explanations.move_to_end(it.step)
-            return self._explanations[it.step]
-        ex = explain_image(self.models, it.image)
-        self._explanations[it.step] = ex
+        key = (network, it.step)
+        if key in self._explanations:
+            self._explanations.move_to_end(key)
+            return self._explanations[key]
+        ex = explain_image(self.models, it.image, network)
+        self._explanations[key] = ex
         while len(self._explanations) > EXPLANATION_CACHE:
             self._explanations.popitem(last=False)
         return ex

@@ -47,3 +47,9 @@ def direct_verdict_text(probs, digits: int = 3) -> str:
 def iterate_verdict_text(scores, network: str, theta: float) -> str:
     """The verdict line under an attack iterate (four digits: the live view shows the score creeping)."""
     return verdict_text(scores, theta, 4) if is_triple(network) else direct_verdict_text(scores, 4)
+
+
+def drawing_heading(network: str, step: int) -> str:
+    """The heading over a triple-staged network's drawings and match maps at ``step``."""
+    who = "triple-staged network" if network == "triple" else "triple-staged network with adversarially trained stages"
+    return f"**What the {who} draws at step {step}, and how well it matches** (similarity × where the drawing counts)"
