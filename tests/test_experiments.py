@@ -118,7 +118,7 @@ def test_censored_medians_and_intervals():
 
 def test_committed_folders_read_in_the_current_schema():
     runs = {r.name: r for r in experiments.list_runs(ROOT)}
-    assert {"results", "results_cap1000", "results_robust"} <= set(runs)  # the README quotes all three
+    assert {"results", "results_cap1000", "results_robust", "results_robust_restarts"} <= set(runs)  # all quoted
     old = experiments.load_run(ROOT / "results")
     assert old.summary["schema"] == results.SCHEMA
     med, exact = old.median("fp", "triple@0.7", "steps")
@@ -126,6 +126,8 @@ def test_committed_folders_read_in_the_current_schema():
     robust = experiments.load_run(ROOT / "results_robust").robust
     assert robust["per_image_worst_case"] is True and robust.get("broken")  # per-image sets, not counts
     assert set(robust["table"]) == {"fp", "fn"}
+    again = experiments.load_run(ROOT / "results_robust_restarts").robust  # the 5-restart rerun: same images
+    assert again["indices"] == robust["indices"] and again["eps_255"] == [16, 32]
     with pytest.raises(ValueError, match="unknown robust.json schema"):
         results.normalise_robust({"schema": 1, "pgd_success": {}})
 
