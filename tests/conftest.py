@@ -45,7 +45,6 @@ def synthetic_attacks(rng=None) -> list[dict]:
     return rows
 
 
-
 def pytest_collection_modifyitems(config, items):
     """Slow checks first (a stable sort keeps the order within each kind): they start at once, and the
     quick tests fill in around them on the other xdist worker instead of queueing behind them."""

@@ -31,7 +31,7 @@ class Counting(DirectVictim):
         return super().forward(x)
 
 
-def test_checkpoint_schedule_is_the_papers():
+def test_checkpoint_schedule_is_the_papers_in_the_authors_integer_form():
     # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (Croce & Hein 2020, §3.2)
     assert checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
     assert checkpoints(1000)[:3] == [220, 410, 570]
