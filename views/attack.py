@@ -21,7 +21,8 @@ from aimeye.viz import png_bytes
 from views import _ui as ui
 
 P = "atk"
-# while playing, the display redraws every 0.4 s (measured: 2.2 redraws/s; 0.5 s gave 1.9); the session's thread steps
+# while playing, the display redraws every 0.4 s: over twice a second (benchmarks/bench_app_play.py); the
+# session's thread steps
 TICK_S = 0.4
 
 models = ui.models_or_stop()

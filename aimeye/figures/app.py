@@ -96,7 +96,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     ``step`` and ``distortion``; ``shown``: the step on screen (a grey cursor).
 
     Built in one go from plain dicts (no ``make_subplots``, no ``add_hline``): the page redraws
-    it twice a second while an attack plays, and plotly's helpers and a named template cost several times as much."""
+    it at every tick while an attack plays, and plotly's helpers and a named template cost several times as much."""
     import plotly.graph_objects as go
 
     flips = flips or {}
