@@ -293,6 +293,19 @@ def test_scrub_then_play_jumps_to_the_newest_step(toys):
     assert shown_steps(at) == [s.latest_step] * 2
 
 
+def test_a_pause_click_pauses_even_when_play_already_stopped(toys):
+    """The button acts on what it said when clicked, not as a toggle: in the browser under load a pause
+    click's callback could run twice (a fragment tick racing the click), and a toggle then played on
+    to the goal. Here the session pauses behind the page's back, then the stale "pause" is clicked."""
+    at = app_at("views/attack.py")
+    at.button(key="atk_play").click().run()
+    s = session(at)
+    assert s.playing and at.button(key="atk_play").label == "⏸ pause"
+    s.pause()  # the first of two callbacks of one click
+    at.button(key="atk_play").click().run()  # the second: still a pause
+    assert not s.playing and at.button(key="atk_play").label == "▶ play"
+
+
 def test_theta_change_during_a_race_keeps_both_runs(toys):
     at = app_at("views/attack.py")
     at.button(key="atk_step10").click().run()

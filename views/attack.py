@@ -85,8 +85,10 @@ else:
 session.poll()
 
 
-def _play():
-    if session.playing:
+def _play(action: str):
+    """What the button said when it was clicked, not a toggle: a click whose callback Streamlit
+    runs twice (a fragment tick racing the click, seen under load) must still pause."""
+    if action == "pause":
         session.pause()
     else:
         session.play(SPEEDS[st.session_state[f"{P}_speed"]])
@@ -101,7 +103,8 @@ st.markdown(f"#### Attack: {class_name(label)} → {class_name(goal)} ({goal_kin
             + " vs ".join(NETWORK_LABELS[n] for n in networks))
 playing = session.playing
 c = st.columns([1.2, 0.9, 1.1, 1.0, 1.6, 3.2], vertical_alignment="center")
-c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_play, type="primary",
+c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_play, args=("pause" if playing else "play",),
+            type="primary",
             disabled=session.done and not playing, width="stretch",
             help="Step on until every attack reaches its goal or the cap; play always shows the newest step.")
 c[1].button("step", key=f"{P}_step1", on_click=session.step, args=(1,), width="stretch")
