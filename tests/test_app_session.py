@@ -219,3 +219,12 @@ def test_the_adversarially_trained_networks_are_attackable_where_they_ship(toys)
     assert d.latest_step == 5
     with pytest.raises(ValueError, match="networks must be some of"):
         new_config(band_image(0)[0].numpy(), 0, networks=("giraffe",))
+
+
+
+def test_play_and_pause_presses_say_what_they_do(toys):
+    """A press acts on what the button said, not as a toggle: the same press twice is still that press."""
+    s = session(toys, networks=("triple",))
+    assert s.press("play") and s.playing and s.press("play") and s.playing
+    assert not s.press("pause") and not s.playing
+    assert not s.press("pause") and not s.playing, "a repeated pause must not play on"

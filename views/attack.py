@@ -85,15 +85,6 @@ else:
 session.poll()
 
 
-def _play(action: str):
-    """What the button said when it was clicked, not a toggle: a click whose callback Streamlit
-    runs twice (a fragment tick racing the click, seen under load) must still pause."""
-    if action == "pause":
-        session.pause()
-    else:
-        session.play(SPEEDS[st.session_state[f"{P}_speed"]])
-
-
 def _speed():
     session.speed = SPEEDS[st.session_state[f"{P}_speed"]]
 
@@ -103,10 +94,16 @@ st.markdown(f"#### Attack: {class_name(label)} → {class_name(goal)} ({goal_kin
             + " vs ".join(NETWORK_LABELS[n] for n in networks))
 playing = session.playing
 c = st.columns([1.2, 0.9, 1.1, 1.0, 1.6, 3.2], vertical_alignment="center")
-c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", on_click=_play, args=("pause" if playing else "play",),
-            type="primary",
-            disabled=session.done and not playing, width="stretch",
-            help="Step on until every attack reaches its goal or the cap; play always shows the newest step.")
+# Play/pause acts in this full run, not in an on_click callback: Streamlit re-ran the callback of one click
+# when a play tick (a fragment run) raced it, which undid a pause; a fragment run never gets here. It does
+# what the button said when clicked (drawn by the last full run), even if play stopped by itself since.
+said = st.session_state.get(f"{P}_play_said", "play")
+st.session_state[f"{P}_play_said"] = "pause" if playing else "play"
+if c[0].button("⏸ pause" if playing else "▶ play", key=f"{P}_play", type="primary",
+               disabled=session.done and not playing, width="stretch",
+               help="Step on until every attack reaches its goal or the cap; play always shows the newest step."):
+    session.press(said, SPEEDS[st.session_state[f"{P}_speed"]])
+    st.rerun()  # redraw the controls and the live part for the new state
 c[1].button("step", key=f"{P}_step1", on_click=session.step, args=(1,), width="stretch")
 c[2].button("step ×10", key=f"{P}_step10", on_click=session.step, args=(10,), width="stretch")
 c[3].button("↺ reset", key=f"{P}_reset", on_click=session.reset, width="stretch")

@@ -305,6 +305,14 @@ class AttackSession:
             self._worker.start()
             return True
 
+    def press(self, action: str, speed: float | None = ...) -> bool:
+        """The play/pause button: ``action`` is what it said when clicked ("play" or "pause"), not a
+        toggle, so a repeated press cannot undo itself. Returns whether it plays afterwards."""
+        if action == "play":
+            return self.play(speed)
+        self.pause()
+        return False
+
     def pause(self) -> bool:
         """Stop the background stepping (after the step in progress). Returns whether it was playing."""
         with self._control:
