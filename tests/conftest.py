@@ -45,6 +45,20 @@ def synthetic_attacks(rng=None) -> list[dict]:
     return rows
 
 
+def pytest_configure(config):
+    """Compile the renderer's numba kernels once, in the controller, before any worker starts.
+
+    On a fresh clone there is no numba cache yet (``cache=True`` writes it under ``aimeye/__pycache__``),
+    and every process that renders first would compile the same kernels (about 11 s each): both xdist
+    workers, the Streamlit server of the browser tests and each torchrun rank. Compiled here once, they
+    all load the cache instead (about 1 s)."""
+    if not hasattr(config, "workerinput"):
+        from aimeye import backgrounds, scenes
+
+        scenes.make_scenes(1, "test", seed=0)  # a monkey on a photograph: the rasterizer and the crop
+        backgrounds.Backgrounds("test", photos=False).sample(np.random.default_rng(0))  # the dead leaves
+
+
 def pytest_collection_modifyitems(config, items):
     """Slow checks first (a stable sort keeps the order within each kind): they start at once, and the
     quick tests fill in around them on the other xdist worker instead of queueing behind them."""

@@ -29,7 +29,7 @@ from aimeye.app.inputs import (
 )
 from aimeye.app.session import AttackSession, new_config
 from aimeye.app.tables import attack_rows, filter_rows, race_rows, success_rows, sweep_at, table1_rows
-from aimeye.app.wording import direct_verdict_text, goal_label, network_title, verdict_text
+from aimeye.app.wording import direct_verdict_text, drawing_heading, goal_label, network_title, verdict_text
 from aimeye.experiments import format_median, list_runs, load_run
 from aimeye.figures import app as F
 from aimeye.paper import CLASSES, NETWORK_LABELS, PAPER_TABLE1
@@ -188,6 +188,8 @@ def test_words():
     assert direct_verdict_text([0.1, 0.1, 0.1, 0.7]) == "none: probability 0.700"
     assert goal_label(3) == "none (false negative)" and goal_label(0) == "monkey (false positive)"
     assert network_title("triple", 0.7) == "Triple-staged (θ = 0.70)" and network_title("direct") == "Direct CNN"
+    assert drawing_heading("triple", 3).startswith("**Triple-staged: what it draws at step 3")
+    assert drawing_heading("triple_at", 0).startswith("**Triple-staged, adversarially trained stages: what it draws at step 0")
 
 
 def test_amplify():

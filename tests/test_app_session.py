@@ -221,7 +221,6 @@ def test_the_adversarially_trained_networks_are_attackable_where_they_ship(toys)
         new_config(band_image(0)[0].numpy(), 0, networks=("giraffe",))
 
 
-
 def test_play_and_pause_presses_say_what_they_do(toys):
     """A press acts on what the button said, not as a toggle: the same press twice is still that press."""
     s = session(toys, networks=("triple",))

@@ -21,8 +21,8 @@ from aimeye.viz import png_bytes
 from views import _ui as ui
 
 P = "atk"
-# while playing, the display redraws every 0.4 s: over twice a second (benchmarks/bench_app_play.py); the
-# session's thread steps
+# While playing, the session's thread takes the steps and the display redraws every 0.4 s (over twice a
+# second, measured by benchmarks/bench_app_play.py).
 TICK_S = 0.4
 
 models = ui.models_or_stop()

@@ -50,6 +50,7 @@ def iterate_verdict_text(scores, network: str, theta: float) -> str:
 
 
 def drawing_heading(network: str, step: int) -> str:
-    """The heading over a triple-staged network's drawings and match maps at ``step``."""
-    who = "triple-staged network" if network == "triple" else "triple-staged network with adversarially trained stages"
-    return f"**What the {who} draws at step {step}, and how well it matches** (similarity × where the drawing counts)"
+    """The heading over a triple-staged network's drawings and match maps at ``step`` (the network's
+    user-facing name from :data:`aimeye.paper.NETWORK_LABELS`)."""
+    return (f"**{network_title(network)}: what it draws at step {step}, and how well it matches** "
+            "(similarity × where the drawing counts)")
