@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -349,12 +347,6 @@ def test_checkpoint_dir_and_messages(monkeypatch, tmp_path):
     assert env.TRAIN_COMMAND in env.checkpoint_message(e.value)
     monkeypatch.delenv("AIMEYE_CHECKPOINTS")
     assert env.checkpoint_dir() == checkpoints.DEFAULT_DIR
-
-
-def test_the_library_never_imports_streamlit():
-    code = ("import sys, aimeye.app.session, aimeye.app.tables, aimeye.app.live, aimeye.app.uploads, "
-            "aimeye.figures.app; sys.exit('streamlit' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, check=False).returncode == 0
 
 
 def test_no_module_is_over_400_lines():

@@ -3,47 +3,18 @@ the results schema (reading the committed folders too), statistics, figures, and
 (2 gloo processes give the rows of one). No checkpoints needed."""
 
 import json
-import os
-import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.multiprocessing as mp
-from toys import band_image, toy_models
+from toys import tiny, toy_models, toy_test_set
 
 from aimeye import cli, experiments
-from aimeye.attacks import pgd
-from aimeye.experiments import TestSet, results, stats
-from aimeye.experiments.robust import AttackSpec
+from aimeye.experiments import results, stats
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
-
-
-def toy_test_set(n_per_class=3):
-    """Band images, label = index % 4 like make_scenes (index 3, 7, … would be none and are skipped)."""
-    imgs, labels, idx = [], [], []
-    for i in range(4 * n_per_class):
-        c = i % 4
-        if c == 3:
-            continue
-        imgs.append(band_image(c, on=0.64 + 0.02 * (i % 5), off=0.4 + 0.02 * (i % 3)))
-        labels.append(c)
-        idx.append(i)
-    imgs[-1] = band_image(2, on=0.55)  # triple@0.7 calls this one none: it must be filtered out
-    return TestSet(torch.stack(imgs), torch.tensor(labels), torch.tensor(idx))
-
-
-def toy_suite():
-    return [AttackSpec("pgd", pgd, {"steps": 4, "restarts": 1})]
-
-
-def tiny(what, out, figures=False, **kw):
-    return experiments.run(what, 3, models=toy_models(), testset=toy_test_set(), max_steps=60, out=out,
-                           eps_255=(4, 16, 64), suite=toy_suite(), figures=figures, png=False, progress=False,
-                           command="test", **kw)
 
 
 def test_fgsm_and_robust_run_write_one_schema(tmp_path):
@@ -170,37 +141,6 @@ def test_cli_messages_instead_of_tracebacks(tmp_path, capsys, monkeypatch):
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "fig5", "--out", str(tmp_path / "nothing"), "--checkpoints", str(ROOT)])
     assert "not a results folder" in str(e.value) or "checkpoint" in str(e.value)
-
-
-# --- torchrun: 2 gloo ranks give the rows of one process --------------------------------------
-
-def _rank(rank: int, world: int, port: int, out: str):
-    os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),
-                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    torch.set_num_threads(1)
-    tiny("all", out)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.mark.slow
-def test_two_gloo_ranks_equal_one_process(tmp_path):
-    one = tiny("all", tmp_path / "one")
-    mp.spawn(_rank, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True)
-    two = experiments.load_run(tmp_path / "two")
-    assert two.summary["meta"]["world_size"] == 2 and len(two.rows) == len(one.rows)
-    for a, b in zip(one.rows, two.rows, strict=True):
-        # scores come from forward passes over other batches: equal up to float rounding
-        assert a["scores"] == pytest.approx(b["scores"], rel=1e-5, abs=1e-7)
-        assert {k: v for k, v in a.items() if k != "scores"} == {k: v for k, v in b.items() if k != "scores"}
-    assert one.summary["filter"] == two.summary["filter"]
-    assert one.robust["broken"] == two.robust["broken"] and one.robust["table"] == two.robust["table"]
-    assert set(one.gallery) == set(two.gallery)
-    assert all(np.array_equal(one.gallery[k], two.gallery[k]) for k in one.gallery)
 
 
 def test_default_suite_covers_every_network_and_extra_sources():

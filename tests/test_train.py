@@ -1,41 +1,21 @@
 """The training loop on toy widths: every stage learns, runs are deterministic and resumable, and
-two gloo processes under torchrun train the same model as one process."""
+the distributed path is in test_distributed.py."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+from toys import CFG, TOY, toy_frozen_stages
 
 from aimeye import checkpoints, nets, runtime, train
 from aimeye.cli import main as cli_main
 from aimeye.paper import AT_STAGES, STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
-TOY = {  # toy widths: a training step costs milliseconds
-    "direct": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
-    "direct-param": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
-    "estimator": {"in_channels": 4, "widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
-    "projector": {"hidden": 16, "base": 4, "widths": [4, 4, 4]},
-    "comparator": {"widths": [4, 4]},
-}
-CFG = train.TrainConfig(steps=3, batch=8, lr=3e-3, warmup=1, ckpt_every=2)
-
-
-def toy_frozen_stages(root: Path):
-    """Tiny estimator and projector checkpoints for the comparator to train against."""
-    for stage in ("estimator", "projector"):
-        train.train(stage, replace(CFG, steps=1), root=root, runs=root / "runs", evaluate_after=False,
-                    model_config=TOY[stage])
-
-
 @pytest.mark.parametrize("stage", list(TOY))
 def test_each_stage_trains_and_ships_a_checkpoint(stage, tmp_path):
     if stage == "comparator":
@@ -109,43 +89,6 @@ def test_a_comparator_batch_trains_on_the_hardest_wrong_class(tmp_path):
 def test_rank_slices_tile_the_global_batch():
     shares = [list(runtime.Ranks(r, 3).slice(10)) for r in range(3)]
     assert [i for s in shares for i in s] == list(range(10)) and [len(s) for s in shares] == [3, 3, 4]
-
-
-WORKER = textwrap.dedent("""
-    import json, sys
-    from dataclasses import asdict, replace
-    from pathlib import Path
-    from aimeye import runtime, train
-    root, toy, cfg = Path(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3])
-    ranks = runtime.start("cpu")
-    train.train("comparator", train.TrainConfig(**cfg), root=root, runs=root / "runs", evaluate_after=False,
-                model_config=toy, ranks=ranks)
-    runtime.stop(ranks)
-""")
-
-
-@pytest.mark.slow
-@pytest.mark.usefixtures("one_torch_thread")
-def test_two_gloo_processes_under_torchrun_train_what_one_process_trains(tmp_path):
-    """The comparator has no BatchNorm, so DDP over 2 ranks (each half of every global batch, gradients
-    averaged) is the same optimisation as 1 process; only the order of float sums differs (tolerance 1e-5).
-    Stages with BatchNorm normalise per rank on the CPU (SyncBatchNorm needs CUDA), a documented difference."""
-    for d in ("one", "two"):
-        toy_frozen_stages(tmp_path / d)
-    script = tmp_path / "worker.py"
-    script.write_text(WORKER)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    toy = json.dumps(TOY["comparator"])
-    subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                    str(script), str(tmp_path / "two"), toy, json.dumps(asdict(CFG))], check=True, env=env,
-                   timeout=180, capture_output=True)
-    # the one-process reference runs here, on one thread like each rank (saves a Python start)
-    train.train("comparator", CFG, root=tmp_path / "one", runs=tmp_path / "one" / "runs", evaluate_after=False,
-                model_config=TOY["comparator"])
-    one, two = checkpoints.load("comparator", tmp_path / "one"), checkpoints.load("comparator", tmp_path / "two")
-    assert checkpoints.read_sidecar("comparator", tmp_path / "two")["processes"] == 2
-    for (k, a), (_, b) in zip(one.state_dict().items(), two.state_dict().items(), strict=True):
-        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4, msg=k)
 
 
 def test_cuda_without_a_gpu_is_a_clear_message_not_a_traceback(capsys, monkeypatch):

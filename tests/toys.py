@@ -18,12 +18,17 @@ toys have no parameters and no train/eval-dependent layers.
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 from torch import nn
 
-from aimeye import nets
+from aimeye import experiments, nets, train
+from aimeye.attacks import pgd
+from aimeye.experiments import TestSet
+from aimeye.experiments.robust import AttackSpec
 
 BANDS = ((0, 21), (21, 42), (42, 64))
 
@@ -113,3 +118,50 @@ class BandComparator(nn.Module):
 def weak_triple(kappa: float = 10.0) -> nets.TripleStaged:
     """A real :class:`aimeye.nets.TripleStaged` made of the band stages: weak on purpose."""
     return nets.TripleStaged(BandEstimator(), BandProjector(), BandComparator(kappa)).eval()
+
+
+# --- a tiny experiment on toys: test_experiments and test_distributed -------------------------------
+
+def toy_test_set(n_per_class=3):
+    """Band images, label = index % 4 like make_scenes (index 3, 7, … would be none and are skipped)."""
+    imgs, labels, idx = [], [], []
+    for i in range(4 * n_per_class):
+        c = i % 4
+        if c == 3:
+            continue
+        imgs.append(band_image(c, on=0.64 + 0.02 * (i % 5), off=0.4 + 0.02 * (i % 3)))
+        labels.append(c)
+        idx.append(i)
+    imgs[-1] = band_image(2, on=0.55)  # triple@0.7 calls this one none: it must be filtered out
+    return TestSet(torch.stack(imgs), torch.tensor(labels), torch.tensor(idx))
+
+
+def toy_suite():
+    """One quick attack for the robust table."""
+    return [AttackSpec("pgd", pgd, {"steps": 4, "restarts": 1})]
+
+
+def tiny(what, out, figures=False, **kw):
+    """A whole experiment (``what``: fig4, fig6, robust or all) on the toys, in seconds."""
+    return experiments.run(what, 3, models=toy_models(), testset=toy_test_set(), max_steps=60, out=out,
+                           eps_255=(4, 16, 64), suite=toy_suite(), figures=figures, png=False, progress=False,
+                           command="test", **kw)
+
+
+# --- toy widths for the training loop: test_train and test_distributed ------------------------------
+
+TOY = {  # toy widths: a training step costs milliseconds
+    "direct": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "direct-param": {"widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "estimator": {"in_channels": 4, "widths": [4, 4, 4, 4, 4], "fc": 16, "dropout": 0.0},
+    "projector": {"hidden": 16, "base": 4, "widths": [4, 4, 4]},
+    "comparator": {"widths": [4, 4]},
+}
+CFG = train.TrainConfig(steps=3, batch=8, lr=3e-3, warmup=1, ckpt_every=2)
+
+
+def toy_frozen_stages(root: Path):
+    """Tiny estimator and projector checkpoints for the comparator to train against."""
+    for stage in ("estimator", "projector"):
+        train.train(stage, replace(CFG, steps=1), root=root, runs=root / "runs", evaluate_after=False,
+                    model_config=TOY[stage])
