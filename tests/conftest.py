@@ -45,14 +45,17 @@ def synthetic_attacks(rng=None) -> list[dict]:
     return rows
 
 
-def pytest_configure(config):
-    """Compile the renderer's numba kernels once, in the controller, before any worker starts.
+@pytest.hookimpl(wrapper=True)
+def pytest_sessionstart(session):
+    """Compile the renderer's numba kernels once, in the controller, before any test runs.
 
     On a fresh clone there is no numba cache yet (``cache=True`` writes it under ``aimeye/__pycache__``),
     and every process that renders first would compile the same kernels (about 11 s each): both xdist
     workers, the Streamlit server of the browser tests and each torchrun rank. Compiled here once, they
-    all load the cache instead (about 1 s)."""
-    if not hasattr(config, "workerinput"):
+    all load the cache instead (about 1 s). Run after xdist's own hook has started the workers, it
+    overlaps their start-up (imports and collection), and they get no test before it ends."""
+    yield
+    if not hasattr(session.config, "workerinput"):
         from aimeye import backgrounds, scenes
 
         scenes.make_scenes(1, "test", seed=0)  # a monkey on a photograph: the rasterizer and the crop
