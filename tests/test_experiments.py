@@ -90,7 +90,7 @@ def test_censored_medians_and_intervals():
 def test_committed_folders_read_in_the_current_schema():
     runs = {r.name: r for r in experiments.list_runs(ROOT)}
     assert {"results", "results_cap1000", "results_robust", "results_robust_restarts",
-            "results_robust_n30"} <= set(runs)  # all quoted
+            "results_robust_n30", "results_robust_n30_low_theta"} <= set(runs)  # all quoted
     old = experiments.load_run(ROOT / "results")
     assert old.summary["schema"] == results.SCHEMA
     med, exact = old.median("fp", "triple@0.7", "steps")
