@@ -91,6 +91,8 @@ def test_committed_folders_read_in_the_current_schema():
     runs = {r.name: r for r in experiments.list_runs(ROOT)}
     assert {"results", "results_cap1000", "results_robust", "results_robust_restarts",
             "results_robust_n30", "results_robust_n30_low_theta"} <= set(runs)  # all quoted
+    assert runs["results_robust_n30"].label == "30 images/class, robustness on 86 images at θ = 0.7"
+    assert runs["results_robust_n30_low_theta"].label.endswith("robustness on 86 images at θ = 0.2, 0.45")
     old = experiments.load_run(ROOT / "results")
     assert old.summary["schema"] == results.SCHEMA
     med, exact = old.median("fp", "triple@0.7", "steps")

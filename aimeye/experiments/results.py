@@ -92,6 +92,7 @@ class RunInfo:
     parts: tuple[str, ...]  # of "fp", "fn", "gallery", "robust"
     wall_time_s: float | None = None
     robust_n_images: int | None = None
+    robust_thetas: tuple[float, ...] = ()  # the triple-staged network's thresholds in the robust table
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -103,7 +104,8 @@ class RunInfo:
         if self.n_per_class is not None:
             bits.append(f"{self.n_per_class} images/class")
         if "robust" in self.parts and self.robust_n_images is not None:
-            bits.append(f"robustness on {self.robust_n_images} images")
+            at = f" at θ = {', '.join(f'{t:g}' for t in self.robust_thetas)}" if self.robust_thetas else ""
+            bits.append(f"robustness on {self.robust_n_images} images{at}")
         return ", ".join(bits) or self.name
 
 
@@ -145,7 +147,9 @@ def _info(path: Path, attacks_head: dict | None, robust: dict | None) -> RunInfo
                    n_per_class=meta.get("n_per_class") if has_rows else (robust or {}).get("meta", {}).get("n_per_class"),
                    n_attacked=((attacks_head or {}).get("filter") or {}).get("kept"),
                    commands=cmds, checkpoints_sha256=shas, parts=parts, wall_time_s=meta.get("wall_time_s"),
-                   robust_n_images=(robust or {}).get("n_images"), notes=list(meta.get("notes") or []))
+                   robust_n_images=(robust or {}).get("n_images"),
+                   robust_thetas=tuple(sorted({float(n.split("@")[1]) for n in (robust or {}).get("networks", [])
+                                               if "@" in n})), notes=list(meta.get("notes") or []))
 
 
 def _read_attacks(path: Path) -> dict | None:
