@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -44,8 +45,8 @@ WORKER = textwrap.dedent("""
 @pytest.mark.usefixtures("one_torch_thread")
 def test_two_gloo_ranks_under_torchrun_train_and_experiment_as_one_process(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
-    for d in (one, two):
-        toy_frozen_stages(d)
+    toy_frozen_stages(one)
+    shutil.copytree(one, two)  # the same frozen stages for both runs
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS.parent), str(TESTS)]), "OMP_NUM_THREADS": "1"}

@@ -1,6 +1,6 @@
 """Experiments on toy networks (tests/toys.py): the FGSM runs and their summary, the robust table,
-the results schema (reading the committed folders too), statistics, figures, and torchrun ranks
-(2 gloo processes give the rows of one). No checkpoints needed."""
+the results schema (reading the committed folders too), statistics and figures. No checkpoints
+needed. Experiments on torchrun ranks are in test_distributed.py."""
 
 import json
 from pathlib import Path

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -15,7 +14,7 @@ from aimeye import checkpoints, nets, runtime, train
 from aimeye.cli import main as cli_main
 from aimeye.paper import AT_STAGES, STAGES
 
-ROOT = Path(__file__).resolve().parent.parent
+
 @pytest.mark.parametrize("stage", list(TOY))
 def test_each_stage_trains_and_ships_a_checkpoint(stage, tmp_path):
     if stage == "comparator":

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..attacks.victims import parse_network
 from .schema import ROW_KEYS, SCHEMA, normalise_robust, robust_rates, robust_table  # noqa: F401 (re-exported)
 from .summary import summarise
 
@@ -148,8 +149,8 @@ def _info(path: Path, attacks_head: dict | None, robust: dict | None) -> RunInfo
                    n_attacked=((attacks_head or {}).get("filter") or {}).get("kept"),
                    commands=cmds, checkpoints_sha256=shas, parts=parts, wall_time_s=meta.get("wall_time_s"),
                    robust_n_images=(robust or {}).get("n_images"),
-                   robust_thetas=tuple(sorted({float(n.split("@")[1]) for n in (robust or {}).get("networks", [])
-                                               if "@" in n})), notes=list(meta.get("notes") or []))
+                   robust_thetas=tuple(sorted({th for n in (robust or {}).get("networks", [])
+                                               if (th := parse_network(n)[1]) is not None})), notes=list(meta.get("notes") or []))
 
 
 def _read_attacks(path: Path) -> dict | None:
