@@ -132,9 +132,64 @@ def compute_floor(steps: int = 40, threads=(1, 2)) -> dict:
             t0 = time.perf_counter()
             session.step(steps)
             out[str(n)] = round((time.perf_counter() - t0) / steps * 1000, 1)
+        torch.set_num_threads(1)
+        breakdown = step_breakdown(models, image, steps)
     finally:
         torch.set_num_threads(before)
-    return {"race_step_ms_by_threads": out, "steps": steps}
+    return {"race_step_ms_by_threads": out, "steps": steps, **breakdown}
+
+
+def _ms(fn, reps: int) -> float:
+    fn()  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return round((time.perf_counter() - t0) / reps * 1000, 1)
+
+
+def step_breakdown(models, image, steps: int) -> dict:
+    """On the current torch threads: ms per attack step of each network of the race alone (as the page
+    steps it), the triple-staged network's three stages (each forward + input gradient on the three
+    classes' batch, as inside one step), and the step at which the direct CNN reaches its goal."""
+    import torch
+
+    from aimeye.attacks import Stepper, make_victim
+
+    x = torch.as_tensor(image)
+    step_ms, direct_flip = {}, None
+    for net in ("direct", "triple"):
+        run = Stepper(make_victim(models, net, 0.7), x, 1, "fp", 2, max_steps=1000, explain=net == "triple",
+                      keep_explanations=2)
+        run.step(3)
+        t0, k0 = time.perf_counter(), run.latest.step
+        run.step(steps)
+        step_ms[net] = round((time.perf_counter() - t0) / max(1, run.latest.step - k0) * 1000, 1)
+        if net == "direct":
+            run.run()
+            direct_flip = run.latest.step if run.success else None
+    tm, cls = models.triple, torch.arange(3)
+    xr = x.reshape(1, 1, 64, 64).repeat(3, 1, 1, 1)
+    with torch.no_grad():
+        rot = tm.estimator(xr, cls)
+        proj, alpha = tm.projector(rot, cls)
+
+    def estimator():
+        q = xr.clone().requires_grad_(True)
+        torch.autograd.grad(tm.estimator(q, cls).sum(), q)
+
+    def projector():
+        r = rot.clone().requires_grad_(True)
+        p, a = tm.projector(r, cls)
+        torch.autograd.grad(p.sum() + a.sum(), r)
+
+    def comparator():
+        q, p, a = (t.clone().requires_grad_(True) for t in (xr, proj, alpha))
+        torch.autograd.grad(tm.comparator(q, p, a).sum(), [q, p, a])
+
+    stages = {name: _ms(fn, steps) for name, fn in (("estimator", estimator), ("projector", projector),
+                                                     ("comparator", comparator))}
+    return {"step_ms": step_ms, "triple_stage_ms": stages, "direct_flip_step": direct_flip,
+            "breakdown_threads": torch.get_num_threads()}
 
 
 def main(argv=None):
@@ -167,7 +222,9 @@ def main(argv=None):
           f"{result['display_updates_per_s']:.2f} updates/s (target ≥ 2), gaps median "
           f"{result['display_gap_s']['median']} s, max {result['display_gap_s']['max']} s; "
           f"load average {result['load_average_before']}")
-    print(f"compute floor, ms per race step by torch threads: {floor['race_step_ms_by_threads']}")
+    print(f"compute floor, ms per race step by torch threads: {floor['race_step_ms_by_threads']}; one thread: "
+          f"ms per step {floor['step_ms']}, triple-staged stages {floor['triple_stage_ms']}, direct CNN flips at "
+          f"step {floor['direct_flip_step']}")
     print(f"wrote {args.out}")
     return result
 

@@ -11,9 +11,10 @@ apgd (CE, DLR) and APGD-T (DLR) with the θ-aware rule. Every adversarial image,
 judged by :meth:`aimeye.attacks.victims.Victim.judge`. Reported per ε: images each side broke (best over
 its attacks), images only one side broke, and ``ours_at_least_as_many``. With ``--seeds k`` both sides
 run k times with different random starts (our ``seed``, torchattacks' ``seed``) and a row adds up the
-images broken over the k runs: with one restart and a dozen images a single seed decides by luck. The shared networks' modes and
-weights are checked unchanged after torchattacks ran (the BatchNorm pitfall). Writes
-benchmarks/results/crosscheck.json.
+images broken over the k runs (with one restart and a dozen images a single seed decides by luck);
+``broken_per_seed`` lists positions in the image list, whose test-set indices are ``test_indices``.
+The shared networks' modes and weights are checked unchanged after torchattacks ran (the BatchNorm
+pitfall). Writes benchmarks/results/crosscheck.json.
 """
 
 from __future__ import annotations
@@ -121,6 +122,7 @@ def main(argv=None):
     result = {"rows": rows, "all_ours_at_least_as_many": all(r["ours_at_least_as_many"] for r in rows),
               "models_untouched_after_torchattacks": True, "torchattacks": torchattacks.__version__,
               "steps": args.steps, "restarts": args.restarts, "seeds": args.seeds, "n_images": len(ts),
+              "test_indices": ts.indices.tolist(),
               "wall_time_s": round(time.time() - t0, 1),
               "command": "python benchmarks/bench_crosscheck.py " + " ".join(argv or sys.argv[1:])}
     out = Path(args.out)
