@@ -30,6 +30,9 @@ def cmd_train(args):
     from . import runtime, train
 
     stages = {"all": STAGES, "all-at": AT_STAGES}.get(args.stage, (args.stage,))
+    if args.model_config and len(stages) > 1:
+        raise UsageError("--model-config applies to one stage; name the stage, not 'all'")
+    model_config = parse_model_config(args.model_config, stages[0]) if args.model_config else None
     command = train.main_command()
     ranks = runtime.start(args.device, args.threads)
     try:
@@ -38,12 +41,28 @@ def cmd_train(args):
                          if v is not None}
             cfg = replace(train.DEFAULTS[stage], **overrides)
             sidecar = train.train(stage, cfg, root=args.out, fresh=args.fresh, command=command, ranks=ranks,
-                                  evaluate_after=not args.no_eval)
+                                  evaluate_after=not args.no_eval, model_config=model_config)
             if ranks.main:
                 print(json.dumps({"stage": stage, "wall_time_s": sidecar["wall_time_s"],
                                   "metrics": sidecar.get("metrics")}))
     finally:
         runtime.stop(ranks)
+
+
+class UsageError(ValueError):
+    """A bad option: printed as one line, exit status 2."""
+
+
+def parse_model_config(text: str, stage: str) -> dict:
+    """``--model-config`` checked by building the network once: a clear message, not a traceback."""
+    from .nets import build
+
+    try:
+        config = json.loads(text)
+        build(stage, config)
+    except (json.JSONDecodeError, TypeError, ValueError, AttributeError) as e:
+        raise UsageError(f"--model-config {text!r} does not fit the {stage} stage: {e}") from None
+    return config
 
 
 def cmd_evaluate(args):
@@ -62,7 +81,7 @@ def cmd_evaluate(args):
 
     ranks = runtime.start(args.device, args.threads)
     try:
-        result = evaluate.table1(args.n_per_class, load_models(args.checkpoints), ranks=ranks)
+        result = evaluate.table1(args.n_per_class, load_models(args.checkpoints), ranks=ranks, split=args.split)
         if ranks.main:
             path = evaluate.write_metrics(result, args.out)
             print(json.dumps({"errors": result["errors"], "paper": result["paper_errors"]}, indent=1))
@@ -159,6 +178,9 @@ def main(argv=None):
     t.add_argument("--batch", type=int, default=None, help="override the global batch (split across torchrun ranks)")
     t.add_argument("--seed", type=int, default=None)
     t.add_argument("--fresh", action="store_true", help="ignore a resumable state in runs/")
+    t.add_argument("--model-config", default=None, metavar="JSON",
+                   help='the architecture\'s config as JSON, e.g. \'{"widths": [64, 64, 64]}\' for the comparator '
+                        "(default: the shipped architecture; stored in the sidecar)")
     t.add_argument("--out", default=None, help="checkpoint directory (default: checkpoints/)")
     t.add_argument("--no-eval", action="store_true", help="skip the stage's test-scene evaluation")
     add_device_args(t)
@@ -168,6 +190,9 @@ def main(argv=None):
     e.add_argument("--stage", choices=(*STAGES, *AT_STAGES), default=None, help="only this stage's quality metrics")
     e.add_argument("--anatomy", action="store_true",
                    help="where each class's score comes from (alpha mass, similarity by pooled-alpha bin)")
+    e.add_argument("--split", choices=("test", "val"), default="test",
+                   help="test: Table 1 (test backgrounds; writes metrics.json). val: train backgrounds with a "
+                        "scene seed no training uses, for choosing between recipes (writes metrics_val.json)")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
     add_device_args(e)
@@ -179,7 +204,7 @@ def main(argv=None):
 
     try:
         args.fn(args)
-    except (DeviceError, CheckpointError) as e:
+    except (DeviceError, CheckpointError, UsageError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -2,7 +2,9 @@
 
 Everything here runs on **test** scenes (backgrounds from the test sources only)
 and writes the numbers that the sidecars, ``checkpoints/metrics.json``, the
-README and the app show.
+README and the app show. Choices between training recipes are made on the
+**validation** split instead (:data:`SPLITS`): train backgrounds, but a scene
+seed no training run draws, so the test photographs are never used to choose.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from .scenes import make_scenes, projector_targets
 
 STAGE_EVAL_N = 1000
 EVAL_SEED = 1
+VAL_SEED = 7  # training draws its scenes with the stage seed (0 by default) and never this one
+SPLITS = {"test": ("test", EVAL_SEED), "val": ("train", VAL_SEED)}  # name -> (background split, scene seed)
 
 
 def batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
@@ -112,10 +116,13 @@ def theta_sweep(scores: torch.Tensor, labels: torch.Tensor, thetas=None) -> list
     return rows
 
 
-def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: int = 250,
-           ranks: runtime.Ranks | None = None) -> dict:
-    """Error rates of every network on held-out test scenes (Table 1) plus the θ sweep. Under
-    torchrun each rank scores its slice of the scenes and every rank returns the whole table."""
+def table1(n_per_class: int = 2500, models=None, seed: int | None = None, batch: int = 250,
+           ranks: runtime.Ranks | None = None, split: str = "test") -> dict:
+    """Error rates of every network on held-out scenes of ``split`` (:data:`SPLITS`; Table 1 is
+    ``test``) plus the θ sweep. Under torchrun each rank scores its slice of the scenes and every
+    rank returns the whole table."""
+    bg_split, default_seed = SPLITS[split]
+    seed = default_seed if seed is None else seed
     models = models or checkpoints.load_models()
     ranks = ranks or runtime.Ranks()
     dev = ranks.device
@@ -123,7 +130,7 @@ def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: i
                               for m in (models.direct, models.direct_param, models.triple))
     t0 = time.time()
     mine = ranks.slice(4 * n_per_class)
-    s = make_scenes(len(mine), "test", seed, start=mine.start)
+    s = make_scenes(len(mine), bg_split, seed, start=mine.start)
     gen_s = time.time() - t0
     out = {"direct": [], "direct_param": [], "scores": []}
     with torch.no_grad():
@@ -136,7 +143,8 @@ def table1(n_per_class: int = 2500, models=None, seed: int = EVAL_SEED, batch: i
     y = runtime.gather_cat(s.labels, ranks)
     scores = pred.pop("scores")
     return {
-        "n_per_class": n_per_class, "classes": list(CLASSES), "split": "test", "seed": seed,
+        "n_per_class": n_per_class, "classes": list(CLASSES), "split": split,
+        "backgrounds": bg_split, "seed": seed,
         **error_table(pred, scores, y),
         "seconds": round(time.time() - t0, 1), "scene_seconds": round(gen_s, 1),
         "device": str(dev), "processes": ranks.world,
@@ -156,7 +164,9 @@ def error_table(pred: dict[str, torch.Tensor], scores: torch.Tensor, y: torch.Te
 
 
 def write_metrics(result: dict, path: Path | str | None = None) -> Path:
-    path = Path(path) if path else checkpoints.DEFAULT_DIR / "metrics.json"
+    """Default: ``checkpoints/metrics.json`` for the test split, ``metrics_val.json`` for validation."""
+    name = "metrics.json" if result.get("split", "test") == "test" else f"metrics_{result['split']}.json"
+    path = Path(path) if path else checkpoints.DEFAULT_DIR / name
     path.write_text(json.dumps(result, indent=1) + "\n")
     return path
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from aimeye import checkpoints, evaluate
+from aimeye import checkpoints, evaluate, train
 from aimeye.paper import NONE, STAGES
 
 Y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3])
@@ -75,3 +75,28 @@ def test_score_anatomy_accounts_for_the_score_by_pooled_alpha_bin():
     assert 0 <= row["mass_share_below_0.25"] <= 1 and row["alpha_mass"] > 0
     assert set(row["similarity_by_abar"]) == {"0.0-0.1", "0.1-0.25", "0.25-0.5", "0.5-1.01"}
     assert all(0 <= v <= 1 for v in row["share_above"].values())
+
+
+def test_validation_split_draws_train_backgrounds_with_an_unused_seed(tmp_path, monkeypatch):
+    """``--split val`` scores other scenes than Table 1 (train backgrounds, a seed that training
+    never draws) and writes beside metrics.json, never over it."""
+    seen = []
+    real = evaluate.make_scenes
+
+    def spy(n, split, seed, **kw):
+        seen.append((split, seed))
+        return real(n, split, seed, **kw)
+
+    monkeypatch.setattr(evaluate, "make_scenes", spy)
+    monkeypatch.setattr(checkpoints, "DEFAULT_DIR", tmp_path)
+    for stage in STAGES:
+        (tmp_path / f"{stage}.json").write_text('{"sha256": "test"}')
+    y = torch.arange(8) % 4
+    onehot = torch.nn.functional.one_hot(y, 4).float()
+    models = checkpoints.Models(Replay(onehot), Replay(onehot, pair=True), Replay(onehot[:, :3]), tmp_path)
+    t = evaluate.table1(2, models, batch=4, split="val")
+    assert seen == [("train", evaluate.VAL_SEED)] and t["split"] == "val" and t["backgrounds"] == "train"
+    assert evaluate.VAL_SEED not in {cfg.seed for cfg in train.DEFAULTS.values()}
+    assert t["counts"]["triple@0.7"] == 0
+    assert evaluate.write_metrics(t) == tmp_path / "metrics_val.json"
+    assert not (tmp_path / "metrics.json").exists()

@@ -117,3 +117,20 @@ def test_adversarial_stages_train_on_perturbed_images_inside_the_eps_ball(tmp_pa
     assert models.triple_at.projector is models.triple.projector  # the drawing stage is shared
     assert models.triple_at.comparator is not models.triple.comparator
     assert models.triple_at(x).shape == (4, 3)
+
+
+def test_model_config_flag_reaches_the_network_and_bad_values_are_one_line(capsys, tmp_path, monkeypatch):
+    from aimeye import cli
+
+    seen = {}
+    monkeypatch.setattr(train, "train", lambda stage, cfg, **kw: seen.update(kw) or {"wall_time_s": 0})
+    assert cli_main(["train", "comparator", "--steps", "1", "--model-config", '{"widths": [8, 8]}']) == 0
+    assert seen["model_config"] == {"widths": [8, 8]}
+    assert cli.parse_model_config('{"widths": [8, 8]}', "comparator") == {"widths": [8, 8]}
+    capsys.readouterr()
+    for bad in ('{"width": 3}', "not json"):
+        assert cli_main(["train", "comparator", "--model-config", bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: --model-config") and "Traceback" not in err
+    assert cli_main(["train", "all", "--model-config", "{}"]) == 2
+    assert "one stage" in capsys.readouterr().err
