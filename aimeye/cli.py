@@ -73,7 +73,7 @@ def cmd_evaluate(args):
         print(json.dumps(evaluate.stage_metrics_to_sidecar(args.stage, args.checkpoints)["metrics"], indent=1))
         return
     if args.anatomy:
-        result = evaluate.score_anatomy(load_models(args.checkpoints))
+        result = evaluate.score_anatomy(load_models(args.checkpoints), split=args.split)
         print(json.dumps(result, indent=1))
         if args.out:
             evaluate.write_metrics(result, args.out)
@@ -192,7 +192,8 @@ def main(argv=None):
                    help="where each class's score comes from (alpha mass, similarity by pooled-alpha bin)")
     e.add_argument("--split", choices=("test", "val"), default="test",
                    help="test: Table 1 (test backgrounds; writes metrics.json). val: train backgrounds with a "
-                        "scene seed no training uses, for choosing between recipes (writes metrics_val.json)")
+                        "scene seed no training uses, for choosing between recipes (writes metrics_val.json); "
+                        "also for --anatomy")
     e.add_argument("--checkpoints", default=None)
     e.add_argument("--out", default=None)
     add_device_args(e)

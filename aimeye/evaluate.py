@@ -174,13 +174,37 @@ def write_metrics(result: dict, path: Path | str | None = None) -> Path:
 ABAR_BINS = ((0.0, 0.1), (0.1, 0.25), (0.25, 0.5), (0.5, 1.01))
 
 
-def score_anatomy(models, n_per_class: int = 300, seed: int = EVAL_SEED) -> dict:
+def drawing_attribution(triple, s) -> dict:
+    """Which stage holds an object's own score down: each object's scenes scored three ways, with
+    (a) the estimator's rotation (the network as it is), (b) the true rotation through the projector
+    (a perfect estimator) and (c) the true render and alpha (a perfect estimator *and* projector).
+    What stays below θ under (c) is the comparator's alone."""
+    out = {}
+    with torch.no_grad():
+        for c in range(NONE):
+            sel = s.labels == c
+            x, cls = s.images[sel], s.labels[sel]
+            drawings = {"estimated_rotation": triple.projector(triple.estimator(x, cls), cls),
+                        "true_rotation": triple.projector(s.rotations[sel], cls),
+                        "true_render": (s.renders[sel], s.alphas[sel])}
+            rows = {}
+            for name, (img, alpha) in drawings.items():
+                sc = nets.weighted_score(torch.sigmoid(triple.comparator(x, img, alpha)), nets.pooled_alpha(alpha))
+                rows[name] = {"score_mean": sc.mean().item(),
+                              "below": {str(t): int((sc < t).sum()) for t in THETAS}}
+            out[CLASSES[c]] = {"n": int(sel.sum()), **rows}
+    return out
+
+
+def score_anatomy(models, n_per_class: int = 300, seed: int | None = None, split: str = "test") -> dict:
     """Where each class's score comes from, on none scenes and on each object's own scenes: the
     projection's alpha mass Σā, the share of it in background-dominated patches (ā < 0.25), and the
     mean similarity per ā bin (ā-weighted, as the score weighs it). A class whose score leans on
     patches the comparator cannot judge (similarity near 0.5 whatever the query) has a floor under
-    its score on none scenes and a ceiling on its own."""
-    s = make_scenes(4 * n_per_class, "test", seed)
+    its score on none scenes and a ceiling on its own. ``attribution``: :func:`drawing_attribution`."""
+    bg_split, default_seed = SPLITS[split]
+    seed = default_seed if seed is None else seed
+    s = make_scenes(4 * n_per_class, bg_split, seed)
     out = {}
     with torch.no_grad():
         for q in range(NONE + 1):
@@ -198,4 +222,5 @@ def score_anatomy(models, n_per_class: int = 300, seed: int = EVAL_SEED) -> dict
                                                          / (a * ((a >= lo) & (a < hi))).sum().clamp_min(1e-9)).item()
                                            for lo, hi in ABAR_BINS}}
             out[f"{CLASSES[q]} scenes"] = rows
-    return {"n_per_class": n_per_class, "seed": seed, "anatomy": out}
+    return {"n_per_class": n_per_class, "split": split, "seed": seed, "anatomy": out,
+            "attribution": drawing_attribution(models.triple, s)}

@@ -77,6 +77,27 @@ def test_score_anatomy_accounts_for_the_score_by_pooled_alpha_bin():
     assert all(0 <= v <= 1 for v in row["share_above"].values())
 
 
+def test_drawing_attribution_scores_each_object_with_three_drawings():
+    """With a comparator that scores 1 exactly where the drawing equals the query, the true render
+    matches an object over a black background perfectly, so nothing is below any θ under (c)."""
+    from aimeye import nets
+    from aimeye.scenes import make_scenes
+
+    class Equal(torch.nn.Module):
+        def forward(self, x, img, alpha):
+            return torch.where(((x - img).abs() < 1e-3), 20.0, -20.0)[:, :, :55, :55]
+
+    triple = nets.TripleStaged(nets.build("estimator", {"in_channels": 4, "widths": [4] * 5, "fc": 8, "dropout": 0.0}),
+                               nets.build("projector", {"hidden": 8, "base": 4, "widths": [4] * 3}), Equal()).eval()
+    s = make_scenes(8, "test", 1)
+    s.images = s.renders.clone()  # objects over black: the true render is the query itself
+    out = evaluate.drawing_attribution(triple, s)
+    assert set(out) == {"monkey", "penguin", "aeroplane"} and out["monkey"]["n"] == 2
+    assert all(out[c]["true_render"]["below"] == {"0.2": 0, "0.45": 0, "0.7": 0} for c in out)
+    assert out["monkey"]["true_render"]["score_mean"] > 0.99
+    assert set(out["monkey"]) == {"n", "estimated_rotation", "true_rotation", "true_render"}
+
+
 def test_validation_split_draws_train_backgrounds_with_an_unused_seed(tmp_path, monkeypatch):
     """``--split val`` scores other scenes than Table 1 (train backgrounds, a seed that training
     never draws) and writes beside metrics.json, never over it."""
