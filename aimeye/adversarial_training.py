@@ -69,7 +69,7 @@ def comparator_at_loss(comparator, estimator, projector, x, cls, target):
 
     def score(net, z):
         proj, alpha = projector(estimator(z, cls, straight_through=True), cls)
-        return nets.weighted_score(torch.sigmoid(net(z, proj, alpha)), nets.pooled_alpha(alpha))
+        return nets.drawing_score(net, z, proj, alpha)
 
     def wrong_way(z):  # what the attacker wants: same pairs scored low, different pairs high
         return F.binary_cross_entropy(score(_raw(comparator), z).clamp(1e-6, 1 - 1e-6), target)

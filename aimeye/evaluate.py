@@ -28,6 +28,12 @@ VAL_SEED = 7  # training draws its scenes with the stage seed (0 by default) and
 SPLITS = {"test": ("test", EVAL_SEED), "val": ("train", VAL_SEED)}  # name -> (background split, scene seed)
 
 
+def resolve_split(split: str, seed: int | None) -> tuple[str, int]:
+    """``split`` (:data:`SPLITS`) → (background split, scene seed); an explicit ``seed`` wins."""
+    bg_split, default_seed = SPLITS[split]
+    return bg_split, default_seed if seed is None else seed
+
+
 def batched(fn, x: torch.Tensor, batch: int = 256) -> torch.Tensor:
     with torch.no_grad():
         return torch.cat([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
@@ -121,8 +127,7 @@ def table1(n_per_class: int = 2500, models=None, seed: int | None = None, batch:
     """Error rates of every network on held-out scenes of ``split`` (:data:`SPLITS`; Table 1 is
     ``test``) plus the θ sweep. Under torchrun each rank scores its slice of the scenes and every
     rank returns the whole table."""
-    bg_split, default_seed = SPLITS[split]
-    seed = default_seed if seed is None else seed
+    bg_split, seed = resolve_split(split, seed)
     models = models or checkpoints.load_models()
     ranks = ranks or runtime.Ranks()
     dev = ranks.device
@@ -189,7 +194,7 @@ def drawing_attribution(triple, s) -> dict:
                         "true_render": (s.renders[sel], s.alphas[sel])}
             rows = {}
             for name, (img, alpha) in drawings.items():
-                sc = nets.weighted_score(torch.sigmoid(triple.comparator(x, img, alpha)), nets.pooled_alpha(alpha))
+                sc = nets.drawing_score(triple.comparator, x, img, alpha)
                 rows[name] = {"score_mean": sc.mean().item(),
                               "below": {str(t): int((sc < t).sum()) for t in THETAS}}
             out[CLASSES[c]] = {"n": int(sel.sum()), **rows}
@@ -202,8 +207,7 @@ def score_anatomy(models, n_per_class: int = 300, seed: int | None = None, split
     mean similarity per ā bin (ā-weighted, as the score weighs it). A class whose score leans on
     patches the comparator cannot judge (similarity near 0.5 whatever the query) has a floor under
     its score on none scenes and a ceiling on its own. ``attribution``: :func:`drawing_attribution`."""
-    bg_split, default_seed = SPLITS[split]
-    seed = default_seed if seed is None else seed
+    bg_split, seed = resolve_split(split, seed)
     s = make_scenes(4 * n_per_class, bg_split, seed)
     out = {}
     with torch.no_grad():

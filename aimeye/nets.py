@@ -204,6 +204,12 @@ def weighted_score(sim: torch.Tensor, abar: torch.Tensor, eps: float = 1e-6) -> 
     return torch.where(den > eps, num / den.clamp_min(eps), torch.zeros_like(num))
 
 
+def drawing_score(comparator, query: torch.Tensor, projection: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """One class's score (N,) for given drawings: the comparator's similarity map weighted by the
+    pooled alpha (what :meth:`TripleStaged.explain` computes per class, without the intermediates)."""
+    return weighted_score(torch.sigmoid(comparator(query, projection, alpha)), pooled_alpha(alpha))
+
+
 @dataclass
 class Explanation:
     """Everything the triple-staged network computed, with a class axis of length 3:

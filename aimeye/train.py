@@ -162,8 +162,7 @@ def hardest_negatives(model, xd, proj, alpha, valid):
     """For each different-pair query, the wrong class whose projection the comparator now scores
     highest: the pairs it finds hardest to reject (e.g. a monkey drawn over by an aeroplane)."""
     with torch.no_grad():
-        scores = torch.stack([nets.weighted_score(torch.sigmoid(model(xd, proj[:, k], alpha[:, k])),
-                                                  nets.pooled_alpha(alpha[:, k])) for k in range(N_OBJECTS)], 1)
+        scores = torch.stack([nets.drawing_score(model, xd, proj[:, k], alpha[:, k]) for k in range(N_OBJECTS)], 1)
     pick = scores.masked_fill(~valid, -1.0).argmax(1)
     rows = torch.arange(len(xd), device=xd.device)
     return proj[rows, pick], alpha[rows, pick]
