@@ -108,6 +108,15 @@ def cmd_experiment(args):
         for r in experiments.list_runs(args.checkpoints):
             print(f"{r.path}: {r.label}; parts: {', '.join(r.parts)}")
         return
+    if args.what == "merge":
+        try:
+            command = "python -m aimeye experiment merge " + shlex.join(
+                [*args.runs, "--out", args.out, *(["--no-png"] if args.no_png else [])])
+            run = experiments.merge(args.runs, args.out, command=command, png=not args.no_png)
+        except (FileNotFoundError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        print(f"wrote {run.info.path}: {run.info.label}")
+        return
     world = int(os.environ.get("WORLD_SIZE", "1"))
     launcher = f"torchrun --nproc_per_node {world} -m aimeye " if world > 1 else "python -m aimeye "
     command = launcher + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else ""
@@ -118,7 +127,7 @@ def cmd_experiment(args):
             out=args.out or experiments.main.DEFAULT_OUT, batch_size=args.batch, triple_batch_size=args.triple_batch,
             robust_n_per_class=args.robust_n_per_class, eps_255=args.eps, attack_steps=args.steps,
             restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), thetas=args.thetas,
-            attacks=args.attacks, png=not args.no_png,
+            attacks=args.attacks, robust_goals=args.goals, png=not args.no_png,
             command=command, notes=args.note, device=args.device)
     except (experiments.DeviceError, checkpoints.CheckpointError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -130,6 +139,11 @@ def add_experiment_parser(sub):
     e = sub.add_parser("experiment", help="Figs 4–6 and robust accuracy (attacks on test scenes); torchrun-ready")
     es = e.add_subparsers(dest="what", required=True)
     es.add_parser("list", help="list the results folders").add_argument("--checkpoints", default=None)
+    m = es.add_parser("merge", help="one per-image worst case from the robust runs of several results folders "
+                                    "(the same checkpoints; the images and ε they share)")
+    m.add_argument("runs", nargs="+", help="results folders holding robust.json")
+    m.add_argument("--out", required=True, help="the merged results folder")
+    m.add_argument("--no-png", action="store_true", help="skip the PNG figures")
     for name, text in (("fig4", "false positives (Fig. 4) and the Fig. 5 galleries"),
                        ("fig6", "false negatives (Fig. 6)"),
                        ("robust", "robust accuracy vs ε: per-image worst case over the attack suite"),
@@ -149,6 +163,8 @@ def add_experiment_parser(sub):
                        help="θs at which the triple-staged networks are attacked (robust; default: the paper's)")
         p.add_argument("--attacks", nargs="+", default=None, metavar="NAME",
                        help="robust: only these attacks of the suite (default: all; see robust.json 'attacks')")
+        p.add_argument("--goals", nargs="+", choices=("fp", "fn"), default=["fp", "fn"],
+                       help="robust: only these goals (fp: object → another object; fn: object → none)")
         p.add_argument("--out", default=None, help="output directory (default: checkpoints/results)")
         p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
         p.add_argument("--triple-batch", type=int, default=4, help="images attacked at once (triple network)")

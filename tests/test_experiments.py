@@ -163,3 +163,61 @@ def test_default_suite_covers_every_network_and_extra_sources():
     assert ("apgd-t-dlr", "direct_at", "fp") in on and ("apgd-t-dlr", "direct_at", "fn") not in on
     assert ("transfer(direct)", "direct", "fp") not in on and ("transfer(direct_at)", "direct", "fp") in on
     assert all(s.describe()["options"]["steps"] == 3 for s in suite)
+
+
+def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):
+    """A hand-made robust.json: ``broken[goal][net][attack]`` = per ε, the broken scene indices."""
+    return {"meta": {"checkpoints_sha256": {"direct": sha}, "commands": [f"run {sha}"], "wall_time_s": 1.0},
+            "indices": indices, "eps_255": eps, "n_images": len(indices), "networks": ["direct", "triple@0.7"],
+            "attacks": {a: {} for a in attacks}, "image_evaluations": 10, "broken": broken}
+
+
+def test_merge_is_the_union_of_breaks_on_shared_images_and_eps():
+    from aimeye.experiments.robust import merge_runs
+
+    a = _robust([0, 1, 2, 3, 4], [4, 8, 16], {"fp": {"direct": {"apgd": [[0], [0, 1], [0, 1, 2]]},
+                                                     "triple@0.7": {"apgd": [[], [], [3]]},
+                                                     "direct_at": {"apgd": [[], [], []]}},
+                                              "fn": {"direct": {"apgd": [[1], [1], [1, 2]]}}}, attacks=("apgd",))
+    b = _robust([0, 1, 2, 3, 5], [8, 16], {"fp": {"direct": {"apgd-t": [[2], [2, 5]]},
+                                                  "triple@0.7": {"apgd-t": [[0], [0, 3, 5]],
+                                                                 "apgd": [[1], [1]]}}}, attacks=("apgd-t", "apgd"))
+    m = merge_runs([a, b])
+    assert m["indices"] == [0, 1, 2, 3] and m["eps_255"] == [8, 16] and m["n_images"] == 4
+    t = m["table"]
+    assert [e["broken"] for e in t["fp"]["direct"]] == [3, 3]  # {0,1} ∪ {2}; at 16 image 5 is not shared
+    assert t["fp"]["direct"][0]["only_by"] == {"apgd": 2, "apgd-t": 1}
+    assert [e["broken"] for e in t["fp"]["triple@0.7"]] == [2, 3]  # {0} ∪ {1}; {3} ∪ {0, 3} ∪ {1}
+    assert m["broken"]["fp"]["triple@0.7"]["apgd"] == [[1], [1, 3]]  # one attack's breaks united over runs
+    assert [e["accuracy"] for e in t["fn"]["direct"]] == [0.75, 0.5]  # a goal only one run attacked
+    assert m["meta"]["commands"] == ["run a", "run a"] and len(m["meta"]["merged_from"]) == 2
+    assert m["sanity"]["monotone"] and t["fp"]["direct_at"][1]["accuracy"] == 1.0
+    from aimeye.experiments.report import robust_lines
+
+    fewer = [line for line in robust_lines(m) if "fewer attacks" in line]
+    assert len(fewer) == 1 and fewer[0].endswith(": `apgd`.")  # direct_at met one attack of the two
+    with pytest.raises(ValueError, match="different checkpoints"):
+        merge_runs([a, _robust([0], [8], {}, sha="b")])
+    with pytest.raises(ValueError, match="no image or no ε"):
+        merge_runs([a, _robust([9], [8], {})])
+
+
+def test_merge_command_on_two_toy_runs(tmp_path, capsys):
+    from toys import AttackSpec, pgd
+
+    tiny("robust", tmp_path / "a")
+    experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), out=tmp_path / "b", eps_255=(16, 64),
+                    suite=[AttackSpec("pgd-few", pgd, {"steps": 2, "restarts": 1})], robust_goals=("fp",),
+                    figures=False, png=False, progress=False, command="test b")
+    b = experiments.load_run(tmp_path / "b").robust
+    assert set(b["table"]) == {"fp"} and b["meta"]["goals"] == ["fp"]
+    cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"),
+              "--no-png"])
+    m = experiments.load_run(tmp_path / "m").robust
+    assert m["eps_255"] == [16, 64] and set(m["attacks"]) == {"pgd", "pgd-few"}
+    assert m["meta"]["commands"][-1].startswith("python -m aimeye experiment merge")
+    readme = (tmp_path / "m" / "README.md").read_text()
+    assert "`pgd`, `pgd-few`" in readme and "fewer attacks" not in readme  # every network met the same attacks
+    with pytest.raises(SystemExit) as e:
+        cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    assert "holds no robust.json" in str(e.value)

@@ -22,11 +22,20 @@ import torch
 from .. import checkpoints, runtime
 from ..paper import STAGES, THETAS
 from . import results
-from .robust import EPS_255, checklist_text, merge_rank_parts, network_order, run_robust, sanity_checks, victims_for
+from .robust import (
+    EPS_255,
+    checklist_text,
+    merge_rank_parts,
+    merge_runs,
+    network_order,
+    run_robust,
+    sanity_checks,
+    victims_for,
+)
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
 from .suite import default_suite
 from .summary import summarise
-from .testset import NETWORKS, SEED, TestSet, add_filters, filter_correct, load_test_set
+from .testset import GOALS, NETWORKS, SEED, TestSet, add_filters, filter_correct, load_test_set
 
 DEFAULT_OUT = results.DEFAULT_ROOT / "results"
 WHAT = {"fig4": ("fp",), "fig6": ("fn",), "all": ("fp", "fn"), "robust": (), "fig5": ()}
@@ -72,13 +81,15 @@ def _fgsm_part(models, ts: TestSet, goals, max_steps, batch_size, triple_batch_s
 def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | None = None, max_steps: int = 10_000,
         out: Path | str = DEFAULT_OUT, batch_size: int = 64, triple_batch_size: int = TRIPLE_BATCH,
         robust_n_per_class: int | None = None, eps_255=EPS_255, suite=None, attack_steps: int = 100,
-        restarts: int = 5, extra: dict | None = None, thetas=THETAS, attacks=None, figures: bool = True,
+        restarts: int = 5, extra: dict | None = None, thetas=THETAS, attacks=None, robust_goals=GOALS,
+        figures: bool = True,
         png: bool = True, progress: bool = True,
         command: str = "", notes: list[str] | None = None, device: str = "auto") -> results.Run | None:
     """Run ``what`` and write the results folder ``out``; returns it loaded (rank 0) or None (other ranks).
 
     ``testset`` replaces ``load_test_set(n_per_class)`` (tests use toys); ``extra`` maps more result keys
-    (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`."""
+    (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`;
+    ``robust_goals`` limits the robustness evaluation to some goals (fp, fn)."""
     if what not in WHAT:
         raise ValueError(f"what must be one of {tuple(WHAT)}, got {what!r}")
     ranks = runtime.start(device)
@@ -87,14 +98,15 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
                     out=Path(out), batch_size=batch_size, triple_batch_size=triple_batch_size,
                     robust_n_per_class=robust_n_per_class, eps_255=tuple(eps_255), suite=suite,
                     attack_steps=attack_steps, restarts=restarts, extra=extra, thetas=tuple(thetas), attacks=attacks,
-                    figures=figures, png=png,
+                    robust_goals=tuple(robust_goals), figures=figures, png=png,
                     progress=progress and ranks.main, command=command, notes=notes or [])
     finally:
         runtime.stop(ranks)
 
 
 def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batch_size, triple_batch_size,
-         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, figures, png, progress,
+         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, robust_goals, figures, png,
+         progress,
          command, notes):
     from .report import write_folder
 
@@ -131,14 +143,14 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
                                                               if k not in NETWORKS})
         suite = suite if suite is not None else default_suite(victims, steps=attack_steps, restarts=restarts,
                                                               only=attacks)
-        res = run_robust(victims, kept, suite, eps_255, progress=progress, device=dev)
+        res = run_robust(victims, kept, suite, eps_255, goals=robust_goals, progress=progress, device=dev)
         parts = runtime.gather({"robust": res, "filter": filt}, ranks)
         if ranks.main:
             merged = merge_rank_parts([p["robust"] for p in parts])
             f = parts[0]["filter"]
             for p in parts[1:]:
                 f = add_filters(f, p["filter"])
-            rmeta = {**meta, "n_per_class": robust_n_per_class or n_per_class, "filter": f,
+            rmeta = {**meta, "n_per_class": robust_n_per_class or n_per_class, "goals": list(robust_goals), "filter": f,
                      "wall_time_s": round(time.time() - t0, 1), "commands": [command] if command else []}
             rmeta.pop("max_steps")
             robust = {"schema": results.SCHEMA, "per_image_worst_case": True, "meta": rmeta,
@@ -152,6 +164,27 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
             (out / "CHECKLIST.md").write_text(checklist_text())
     if not ranks.main:
         return None
+    return write_folder(out, figures=figures, png=png)
+
+
+def merge(paths, out: Path | str, command: str = "", figures: bool = True, png: bool = True) -> results.Run:
+    """Merge the robust.json of several results folders (the same checkpoints; see :func:`.robust.merge_runs`)
+    into ``out``: one per-image worst case over every attack of every run."""
+    robusts = []
+    for p in paths:
+        r = results.read_json(Path(p) / "robust.json")
+        if r is None:
+            raise FileNotFoundError(f"{p} holds no robust.json")
+        robusts.append(results.normalise_robust(r))
+    merged = merge_runs(robusts)
+    if command:
+        merged["meta"]["commands"].append(command)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    results.write_json(out / "robust.json", merged)
+    (out / "CHECKLIST.md").write_text(checklist_text())
+    from .report import write_folder
+
     return write_folder(out, figures=figures, png=png)
 
 

@@ -66,7 +66,17 @@ def robust_lines(robust: dict) -> list[str]:
                 cells.append(f"{e['accuracy']:.2f}{ci} ({e['strongest'] or '—'})")
             lines.append(f"| {network_label(net)} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _partial_suites(robust, goal)
     return lines
+
+
+def _partial_suites(robust: dict, goal: str) -> list[str]:
+    """A line for each network that fewer attacks than the rest reached (merged runs): its worst case is
+    over those attacks only."""
+    by_net = {net: list(by_attack) for net, by_attack in robust.get("broken", {}).get(goal, {}).items()}
+    most = max((len(a) for a in by_net.values()), default=0)
+    fewer = [f"{network_label(n)}: {', '.join(f'`{a}`' for a in a_)}" for n, a_ in by_net.items() if len(a_) < most]
+    return [f"Attacked with fewer attacks (the worst case is over these only): {'; '.join(fewer)}.", ""] if fewer else []
 
 
 def readme(run: results.Run) -> str:

@@ -26,6 +26,7 @@ The checklist of Carlini et al. (2019) and Tramèr et al. (2020) this follows is
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -35,6 +36,7 @@ from ..attacks import make_victim
 from ..attacks.victims import DirectVictim, TripleVictim, Victim
 from ..paper import THETAS
 from .runs import Progress
+from .schema import SCHEMA, robust_table
 from .testset import GOALS, NETWORKS, TestSet
 
 EPS_255 = (1, 2, 4, 8, 16, 32)
@@ -231,3 +233,47 @@ def sanity_checks(robust: dict) -> dict:
                 if tr - wb:
                     transfer_only.setdefault(goal, {}).setdefault(net, {})[str(e)] = len(tr - wb)
     return {"monotone": mono, "direct_accuracy_at_max_eps": direct, "transfer_only": transfer_only}
+
+
+def merge_runs(robusts: list[dict]) -> dict:
+    """Several robust.json of the same networks (same checkpoints) → one per-image worst case.
+
+    An image counts as broken at ε when an attack of *any* of the runs broke it there; the same attack
+    name in two runs (say, more restarts) is one attack whose breaks are united. Only the images every
+    run kept and the ε every run attacked are scored (the runs' filters may keep different images)."""
+    if len(robusts) < 2:
+        raise ValueError("merge takes two robust runs or more")
+    shas = {json.dumps(r["meta"].get("checkpoints_sha256"), sort_keys=True) for r in robusts}
+    if len(shas) > 1:
+        raise ValueError("the runs attacked different checkpoints (checkpoints_sha256 differs); they cannot be merged")
+    keep = set.intersection(*(set(r["indices"]) for r in robusts))
+    eps = sorted(set.intersection(*(set(r["eps_255"]) for r in robusts)))
+    if not keep or not eps:
+        raise ValueError("the runs share no image or no ε")
+    broken: dict = {}
+    for r in robusts:
+        at = [r["eps_255"].index(e) for e in eps]
+        for goal, nets_ in r["broken"].items():
+            for net, by_attack in nets_.items():
+                for name, lists in by_attack.items():
+                    cur = broken.setdefault(goal, {}).setdefault(net, {}).setdefault(name, [set() for _ in eps])
+                    for j, k in enumerate(at):
+                        cur[j] |= set(lists[k]) & keep
+    broken = {g: {n: {a: [sorted(s) for s in v] for a, v in by.items()} for n, by in nets_.items()}
+              for g, nets_ in broken.items()}
+    first = robusts[0]["meta"]
+    meta = {**first, "commands": [c for r in robusts for c in r["meta"].get("commands", [])],
+            "wall_time_s": round(sum(r["meta"].get("wall_time_s", 0) for r in robusts), 1),
+            "merged_from": [{"n_images": r["n_images"], "eps_255": r["eps_255"], "attacks": list(r["attacks"]),
+                             "filter": r["meta"].get("filter"), "commands": r["meta"].get("commands", [])}
+                            for r in robusts]}
+    meta.pop("filter", None)
+    indices = sorted(keep)
+    robust = {"schema": SCHEMA, "per_image_worst_case": True, "meta": meta, "eps_255": eps, "n_images": len(indices),
+              "indices": indices,
+              "networks": network_order({n for r in robusts for n in r["networks"]}),
+              "attacks": {a: d for r in robusts for a, d in r["attacks"].items()},
+              "image_evaluations": sum(r["image_evaluations"] for r in robusts), "broken": broken,
+              "table": robust_table(broken, len(indices), eps)}
+    robust["sanity"] = sanity_checks(robust)
+    return robust
