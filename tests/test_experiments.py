@@ -209,8 +209,9 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
     experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), out=tmp_path / "b", eps_255=(16, 64),
                     suite=[AttackSpec("pgd-few", pgd, {"steps": 2, "restarts": 1})], robust_goals=("fp",),
                     figures=False, png=False, progress=False, command="test b")
-    b = experiments.load_run(tmp_path / "b").robust
-    assert set(b["table"]) == {"fp"} and b["meta"]["goals"] == ["fp"]
+    b = experiments.load_run(tmp_path / "b")
+    assert set(b.robust["table"]) == {"fp"} and b.robust["meta"]["goals"] == ["fp"]
+    assert b.info.label == "3 images/class, robustness (false positives) on 8 images at θ = 0.2, 0.45, 0.7"
     cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"),
               "--no-png"])
     m = experiments.load_run(tmp_path / "m").robust

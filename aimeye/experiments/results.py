@@ -94,6 +94,7 @@ class RunInfo:
     wall_time_s: float | None = None
     robust_n_images: int | None = None
     robust_thetas: tuple[float, ...] = ()  # the triple-staged network's thresholds in the robust table
+    robust_goals: tuple[str, ...] = ("fp", "fn")  # the goals in the robust table
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -106,7 +107,8 @@ class RunInfo:
             bits.append(f"{self.n_per_class} images/class")
         if "robust" in self.parts and self.robust_n_images is not None:
             at = f" at θ = {', '.join(f'{t:g}' for t in self.robust_thetas)}" if self.robust_thetas else ""
-            bits.append(f"robustness on {self.robust_n_images} images{at}")
+            only = {("fp",): " (false positives)", ("fn",): " (false negatives)"}.get(self.robust_goals, "")
+            bits.append(f"robustness{only} on {self.robust_n_images} images{at}")
         return ", ".join(bits) or self.name
 
 
@@ -150,7 +152,9 @@ def _info(path: Path, attacks_head: dict | None, robust: dict | None) -> RunInfo
                    commands=cmds, checkpoints_sha256=shas, parts=parts, wall_time_s=meta.get("wall_time_s"),
                    robust_n_images=(robust or {}).get("n_images"),
                    robust_thetas=tuple(sorted({th for n in (robust or {}).get("networks", [])
-                                               if (th := parse_network(n)[1]) is not None})), notes=list(meta.get("notes") or []))
+                                               if (th := parse_network(n)[1]) is not None})),
+                   robust_goals=tuple(g for g in ("fp", "fn") if g in (robust or {}).get("table", {})),
+                   notes=list(meta.get("notes") or []))
 
 
 def _read_attacks(path: Path) -> dict | None:
