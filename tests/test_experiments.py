@@ -191,6 +191,7 @@ def test_merge_is_the_union_of_breaks_on_shared_images_and_eps():
     assert m["broken"]["fp"]["triple@0.7"]["apgd"] == [[1], [1, 3]]  # one attack's breaks united over runs
     assert [e["accuracy"] for e in t["fn"]["direct"]] == [0.75, 0.5]  # a goal only one run attacked
     assert m["meta"]["commands"] == ["run a", "run a"] and len(m["meta"]["merged_from"]) == 2
+    assert m["meta"]["goals"] == ["fp", "fn"]  # the merged run's goals, not the first run's
     assert m["sanity"]["monotone"] and t["fp"]["direct_at"][1]["accuracy"] == 1.0
     from aimeye.experiments.report import robust_lines
 

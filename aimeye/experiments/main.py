@@ -22,16 +22,7 @@ import torch
 from .. import checkpoints, runtime
 from ..paper import STAGES, THETAS
 from . import results
-from .robust import (
-    EPS_255,
-    checklist_text,
-    merge_rank_parts,
-    merge_runs,
-    network_order,
-    run_robust,
-    sanity_checks,
-    victims_for,
-)
+from .robust import EPS_255, checklist_text, merge_rank_parts, merge_runs, robust_record, run_robust, victims_for
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
 from .suite import default_suite
 from .summary import summarise
@@ -153,15 +144,9 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
             rmeta = {**meta, "n_per_class": robust_n_per_class or n_per_class, "goals": list(robust_goals), "filter": f,
                      "wall_time_s": round(time.time() - t0, 1), "commands": [command] if command else []}
             rmeta.pop("max_steps")
-            robust = {"schema": results.SCHEMA, "per_image_worst_case": True, "meta": rmeta,
-                      "eps_255": list(eps_255), "n_images": len(merged["indices"]), "indices": merged["indices"],
-                      "networks": network_order(victims), "attacks": {s.name: s.describe() for s in suite},
-                      "image_evaluations": merged["image_evaluations"], "broken": merged["broken"],
-                      "table": results.robust_table(merged["broken"], len(merged["indices"]), list(eps_255))}
-            robust["sanity"] = sanity_checks(robust)
-            out.mkdir(parents=True, exist_ok=True)
-            results.write_json(out / "robust.json", robust)
-            (out / "CHECKLIST.md").write_text(checklist_text())
+            _write_robust(out, robust_record(rmeta, eps_255, merged["indices"], victims,
+                                             {s.name: s.describe() for s in suite}, merged["image_evaluations"],
+                                             merged["broken"]))
     if not ranks.main:
         return None
     return write_folder(out, figures=figures, png=png)
@@ -179,13 +164,17 @@ def merge(paths, out: Path | str, command: str = "", figures: bool = True, png: 
     merged = merge_runs(robusts)
     if command:
         merged["meta"]["commands"].append(command)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    results.write_json(out / "robust.json", merged)
-    (out / "CHECKLIST.md").write_text(checklist_text())
+    _write_robust(Path(out), merged)
     from .report import write_folder
 
     return write_folder(out, figures=figures, png=png)
+
+
+def _write_robust(out: Path, robust: dict):
+    """robust.json and the checklist it follows."""
+    out.mkdir(parents=True, exist_ok=True)
+    results.write_json(out / "robust.json", robust)
+    (out / "CHECKLIST.md").write_text(checklist_text())
 
 
 def _write_fgsm(out: Path, parts: list[dict], goals, meta: dict, t_start: float):

@@ -26,7 +26,6 @@ The checklist of Carlini et al. (2019) and Tramèr et al. (2020) this follows is
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -243,8 +242,7 @@ def merge_runs(robusts: list[dict]) -> dict:
     run kept and the ε every run attacked are scored (the runs' filters may keep different images)."""
     if len(robusts) < 2:
         raise ValueError("merge takes two robust runs or more")
-    shas = {json.dumps(r["meta"].get("checkpoints_sha256"), sort_keys=True) for r in robusts}
-    if len(shas) > 1:
+    if any(r["meta"].get("checkpoints_sha256") != robusts[0]["meta"].get("checkpoints_sha256") for r in robusts):
         raise ValueError("the runs attacked different checkpoints (checkpoints_sha256 differs); they cannot be merged")
     keep = set.intersection(*(set(r["indices"]) for r in robusts))
     eps = sorted(set.intersection(*(set(r["eps_255"]) for r in robusts)))
@@ -268,12 +266,18 @@ def merge_runs(robusts: list[dict]) -> dict:
                              "filter": r["meta"].get("filter"), "commands": r["meta"].get("commands", [])}
                             for r in robusts]}
     meta.pop("filter", None)
-    indices = sorted(keep)
-    robust = {"schema": SCHEMA, "per_image_worst_case": True, "meta": meta, "eps_255": eps, "n_images": len(indices),
-              "indices": indices,
-              "networks": network_order({n for r in robusts for n in r["networks"]}),
-              "attacks": {a: d for r in robusts for a, d in r["attacks"].items()},
-              "image_evaluations": sum(r["image_evaluations"] for r in robusts), "broken": broken,
-              "table": robust_table(broken, len(indices), eps)}
+    meta["goals"] = [g for g in GOALS if g in broken]
+    return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]},
+                         {a: d for r in robusts for a, d in r["attacks"].items()},
+                         sum(r["image_evaluations"] for r in robusts), broken)
+
+
+def robust_record(meta: dict, eps_255, indices: list[int], networks, attacks: dict, image_evaluations: int,
+                  broken: dict) -> dict:
+    """The robust.json of a run (or of merged runs): the broken sets, their table and the sanity checks."""
+    robust = {"schema": SCHEMA, "per_image_worst_case": True, "meta": meta, "eps_255": list(eps_255),
+              "n_images": len(indices), "indices": indices, "networks": network_order(networks), "attacks": attacks,
+              "image_evaluations": image_evaluations, "broken": broken,
+              "table": robust_table(broken, len(indices), list(eps_255))}
     robust["sanity"] = sanity_checks(robust)
     return robust
