@@ -172,7 +172,8 @@ def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):
             "attacks": {a: {} for a in attacks}, "image_evaluations": 10, "broken": broken}
 
 
-def test_merge_is_the_union_of_breaks_on_shared_images_and_eps():
+def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps():
+    from aimeye.experiments.report import robust_lines
     from aimeye.experiments.robust import merge_runs
 
     a = _robust([0, 1, 2, 3, 4], [4, 8, 16], {"fp": {"direct": {"apgd": [[0], [0, 1], [0, 1, 2]]},
@@ -183,23 +184,32 @@ def test_merge_is_the_union_of_breaks_on_shared_images_and_eps():
                                                   "triple@0.7": {"apgd-t": [[0], [0, 3, 5]],
                                                                  "apgd": [[1], [1]]}}}, attacks=("apgd-t", "apgd"))
     m = merge_runs([a, b])
-    assert m["indices"] == [0, 1, 2, 3] and m["eps_255"] == [8, 16] and m["n_images"] == 4
+    assert m["indices"] == [0, 1, 2, 3] and m["eps_255"] == [4, 8, 16] and m["n_images"] == 4
     t = m["table"]
-    assert [e["broken"] for e in t["fp"]["direct"]] == [3, 3]  # {0,1} ∪ {2}; at 16 image 5 is not shared
-    assert t["fp"]["direct"][0]["only_by"] == {"apgd": 2, "apgd-t": 1}
-    assert [e["broken"] for e in t["fp"]["triple@0.7"]] == [2, 3]  # {0} ∪ {1}; {3} ∪ {0, 3} ∪ {1}
-    assert m["broken"]["fp"]["triple@0.7"]["apgd"] == [[1], [1, 3]]  # one attack's breaks united over runs
-    assert [e["accuracy"] for e in t["fn"]["direct"]] == [0.75, 0.5]  # a goal only one run attacked
+    assert [e["broken"] for e in t["fp"]["direct"]] == [1, 3, 3]  # {0}; {0,1} ∪ {2}; image 5 is not shared
+    assert t["fp"]["direct"][1]["only_by"] == {"apgd": 2, "apgd-t": 1}
+    assert [e["broken"] for e in t["fp"]["triple@0.7"]] == [0, 2, 3]  # {0} ∪ {1}; {3} ∪ {0, 3} ∪ {1}
+    assert m["broken"]["fp"]["triple@0.7"]["apgd"] == [[], [1], [1, 3]]  # one attack's breaks united over runs
+    assert [e["accuracy"] for e in t["fn"]["direct"]] == [0.75, 0.75, 0.5]  # a goal only one run attacked
     assert m["meta"]["commands"] == ["run a", "run a"] and len(m["meta"]["merged_from"]) == 2
     assert m["meta"]["goals"] == ["fp", "fn"]  # the merged run's goals, not the first run's
     assert m["sanity"]["monotone"] and t["fp"]["direct_at"][1]["accuracy"] == 1.0
-    from aimeye.experiments.report import robust_lines
-
-    fewer = [line for line in robust_lines(m) if "fewer attacks" in line]
-    assert len(fewer) == 1 and fewer[0].endswith(": `apgd`.")  # direct_at met one attack of the two
+    assert m["meta"]["gaps"] == {"fp": {"direct": {"eps_missing": {"apgd-t": [4]}},
+                                        "triple@0.7": {"eps_missing": {"apgd-t": [4]}},
+                                        "direct_at": {"skipped_by": {"2": ["apgd", "apgd-t"]}}}}
+    lines = robust_lines(m)
+    gap = [line for line in lines if line.startswith("Not every attack")]
+    assert len(gap) == 1 and "not attacked by run 2 (`apgd`, `apgd-t`)" in gap[0]
+    assert "`apgd-t` not run at ε = 4" in gap[0]
+    assert "False negatives (attacks: `apgd`):" in lines  # the goal run b never attacked
+    # a break at a smaller ε of another run counts at every larger ε
+    c = _robust([0, 1, 2, 3], [4], {"fp": {"direct": {"apgd-t": [[3]]}}}, attacks=("apgd-t",))
+    m2 = merge_runs([b, c])
+    assert [e["broken"] for e in m2["table"]["fp"]["direct"]] == [1, 2, 2]
+    assert "direct" not in m2["meta"]["gaps"].get("fp", {})  # apgd-t reached it at 4 (c), 8 and 16 (b)
     with pytest.raises(ValueError, match="different checkpoints"):
         merge_runs([a, _robust([0], [8], {}, sha="b")])
-    with pytest.raises(ValueError, match="no image or no ε"):
+    with pytest.raises(ValueError, match="share no image"):
         merge_runs([a, _robust([9], [8], {})])
 
 
@@ -216,10 +226,11 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
     cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "m"),
               "--no-png"])
     m = experiments.load_run(tmp_path / "m").robust
-    assert m["eps_255"] == [16, 64] and set(m["attacks"]) == {"pgd", "pgd-few"}
+    assert m["eps_255"] == [4, 16, 64] and set(m["attacks"]) == {"pgd", "pgd-few"}
     assert m["meta"]["commands"][-1].startswith("python -m aimeye experiment merge")
     readme = (tmp_path / "m" / "README.md").read_text()
-    assert "`pgd`, `pgd-few`" in readme and "fewer attacks" not in readme  # every network met the same attacks
+    assert "`pgd`, `pgd-few`" in readme and "`pgd-few` not run at ε = 4" in readme  # run b skipped ε = 4
+    assert "False negatives (attacks: `pgd`):" in readme  # run b attacked false positives only
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
     assert "holds no robust.json" in str(e.value)

@@ -51,14 +51,16 @@ def fgsm_lines(summary: dict) -> list[str]:
 def robust_lines(robust: dict) -> list[str]:
     eps = robust["eps_255"]
     worst = "the per-image worst case over every attack"
-    attacks = ", ".join(f"`{a}`" for a in robust.get("attacks", {}))
     lines = [(f"Robust accuracy on {robust['n_images']} images: {worst}; 95 % Wilson intervals; the strongest "
-              f"attack per ε in brackets. Attacks: {attacks}."), ""]
+              f"attack per ε in brackets. Attacks: {_names(robust.get('attacks', {}))}."), ""]
     for goal in GOALS:
         if goal not in robust["table"]:
             continue
-        lines += [f"{TITLES[goal].split(' (')[0]}:", "", "| network | " + " | ".join(f"ε = {e}/255" for e in eps)
-                  + " |", "|---|" + "---|" * len(eps)]
+        used = {a for by in robust.get("broken", {}).get(goal, {}).values() for a in by}
+        only = f" (attacks: {_names(a for a in robust.get('attacks', {}) if a in used)})" if used and used != set(
+            robust.get("attacks", {})) else ""
+        lines += [f"{TITLES[goal].split(' (')[0]}{only}:", "",
+                  "| network | " + " | ".join(f"ε = {e}/255" for e in eps) + " |", "|---|" + "---|" * len(eps)]
         for net in network_order(robust["table"][goal]):
             cells = []
             for e in robust["table"][goal][net]:
@@ -66,17 +68,32 @@ def robust_lines(robust: dict) -> list[str]:
                 cells.append(f"{e['accuracy']:.2f}{ci} ({e['strongest'] or '—'})")
             lines.append(f"| {network_label(net)} | " + " | ".join(cells) + " |")
         lines.append("")
-        lines += _partial_suites(robust, goal)
+        lines += _gap_lines(robust, goal)
     return lines
 
 
-def _partial_suites(robust: dict, goal: str) -> list[str]:
-    """A line for each network that fewer attacks than the rest reached (merged runs): its worst case is
-    over those attacks only."""
-    by_net = {net: list(by_attack) for net, by_attack in robust.get("broken", {}).get(goal, {}).items()}
-    most = max((len(a) for a in by_net.values()), default=0)
-    fewer = [f"{network_label(n)}: {', '.join(f'`{a}`' for a in a_)}" for n, a_ in by_net.items() if len(a_) < most]
-    return [f"Attacked with fewer attacks (the worst case is over these only): {'; '.join(fewer)}.", ""] if fewer else []
+def _names(attacks) -> str:
+    return ", ".join(f"`{a}`" for a in attacks)
+
+
+def _gap_lines(robust: dict, goal: str) -> list[str]:
+    """Merged runs: a line naming each network that a run skipped, or that an attack reached at some ε only;
+    its worst case is over the attacks that did reach it."""
+    gaps = robust.get("meta", {}).get("gaps", {}).get(goal, {})
+    parts = []
+    for net in network_order(gaps):
+        g, said = gaps[net], []
+        for run, attacks in g.get("skipped_by", {}).items():
+            said.append(f"not attacked by run {run} ({_names(attacks)})")
+        by_eps: dict[tuple, list[str]] = {}
+        for attack, es in g.get("eps_missing", {}).items():
+            by_eps.setdefault(tuple(es), []).append(attack)
+        said += [f"{_names(a)} not run at ε = {', '.join(str(e) for e in es)}" for es, a in by_eps.items()]
+        parts.append(f"{network_label(net)}: {'; '.join(said)}")
+    if not parts:
+        return []
+    return ["Not every attack reached every network at every ε; the worst case is over the attacks that did. "
+            + ". ".join(parts) + ".", ""]
 
 
 def readme(run: results.Run) -> str:

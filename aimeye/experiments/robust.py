@@ -237,26 +237,32 @@ def sanity_checks(robust: dict) -> dict:
 def merge_runs(robusts: list[dict]) -> dict:
     """Several robust.json of the same networks (same checkpoints) → one per-image worst case.
 
-    An image counts as broken at ε when an attack of *any* of the runs broke it there; the same attack
-    name in two runs (say, more restarts) is one attack whose breaks are united. Only the images every
-    run kept and the ε every run attacked are scored (the runs' filters may keep different images)."""
+    An image counts as broken at ε when an attack of *any* of the runs broke it at that ε or below (an
+    adversarial inside a smaller ball lies inside every larger one); the same attack name in two runs (say,
+    more restarts, or other ε) is one attack whose breaks are united. Only the images every run kept are
+    scored (the runs' filters may keep different images); the ε are those of any run. Where an attack did
+    not reach a network at every ε, or a run skipped a network it could have attacked, ``meta["gaps"]``
+    says so, and the README names it."""
     if len(robusts) < 2:
         raise ValueError("merge takes two robust runs or more")
     if any(r["meta"].get("checkpoints_sha256") != robusts[0]["meta"].get("checkpoints_sha256") for r in robusts):
         raise ValueError("the runs attacked different checkpoints (checkpoints_sha256 differs); they cannot be merged")
     keep = set.intersection(*(set(r["indices"]) for r in robusts))
-    eps = sorted(set.intersection(*(set(r["eps_255"]) for r in robusts)))
-    if not keep or not eps:
-        raise ValueError("the runs share no image or no ε")
+    eps = sorted(set().union(*(r["eps_255"] for r in robusts)))
+    if not keep:
+        raise ValueError("the runs share no image")
     broken: dict = {}
+    ran: dict = {}  # goal → network → attack → the ε it was run at
     for r in robusts:
-        at = [r["eps_255"].index(e) for e in eps]
         for goal, nets_ in r["broken"].items():
             for net, by_attack in nets_.items():
                 for name, lists in by_attack.items():
                     cur = broken.setdefault(goal, {}).setdefault(net, {}).setdefault(name, [set() for _ in eps])
-                    for j, k in enumerate(at):
-                        cur[j] |= set(lists[k]) & keep
+                    ran.setdefault(goal, {}).setdefault(net, {}).setdefault(name, set()).update(r["eps_255"])
+                    for e, hits in zip(r["eps_255"], lists, strict=True):
+                        for j, e2 in enumerate(eps):
+                            if e2 >= e:
+                                cur[j] |= set(hits) & keep
     broken = {g: {n: {a: [sorted(s) for s in v] for a, v in by.items()} for n, by in nets_.items()}
               for g, nets_ in broken.items()}
     first = robusts[0]["meta"]
@@ -267,9 +273,29 @@ def merge_runs(robusts: list[dict]) -> dict:
                             for r in robusts]}
     meta.pop("filter", None)
     meta["goals"] = [g for g in GOALS if g in broken]
+    meta["gaps"] = _gaps(robusts, ran, eps)
     return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]},
                          {a: d for r in robusts for a, d in r["attacks"].items()},
                          sum(r["image_evaluations"] for r in robusts), broken)
+
+
+def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
+    """Per goal and network: ``skipped_by`` (runs, from 1, that attacked the goal but not this network, with
+    their attacks) and ``eps_missing`` (attack → the ε it was not run at on this network)."""
+    gaps: dict = {}
+    for goal, nets_ in ran.items():
+        for net, by_attack in nets_.items():
+            g = {}
+            skipped = {str(k): sorted({a for by in r["broken"][goal].values() for a in by})
+                       for k, r in enumerate(robusts, 1) if goal in r["broken"] and net not in r["broken"][goal]}
+            missing = {a: [e for e in eps if e not in done] for a, done in by_attack.items() if set(eps) - done}
+            if skipped:
+                g["skipped_by"] = skipped
+            if missing:
+                g["eps_missing"] = missing
+            if g:
+                gaps.setdefault(goal, {})[net] = g
+    return gaps
 
 
 def robust_record(meta: dict, eps_255, indices: list[int], networks, attacks: dict, image_evaluations: int,
