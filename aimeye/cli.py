@@ -127,7 +127,7 @@ def cmd_experiment(args):
             out=args.out or experiments.main.DEFAULT_OUT, batch_size=args.batch, triple_batch_size=args.triple_batch,
             robust_n_per_class=args.robust_n_per_class, eps_255=args.eps, attack_steps=args.steps,
             restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), thetas=args.thetas,
-            attacks=args.attacks, robust_goals=args.goals, png=not args.no_png,
+            attacks=args.attacks, robust_goals=args.goals, networks=args.networks, png=not args.no_png,
             command=command, notes=args.note, device=args.device)
     except (experiments.DeviceError, checkpoints.CheckpointError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -140,7 +140,7 @@ def add_experiment_parser(sub):
     es = e.add_subparsers(dest="what", required=True)
     es.add_parser("list", help="list the results folders").add_argument("--checkpoints", default=None)
     m = es.add_parser("merge", help="one per-image worst case from the robust runs of several results folders "
-                                    "(the same checkpoints; the images and ε they share)")
+                                    "(the same checkpoints; the images they share, every ε)")
     m.add_argument("runs", nargs="+", help="results folders holding robust.json")
     m.add_argument("--out", required=True, help="the merged results folder")
     m.add_argument("--no-png", action="store_true", help="skip the PNG figures")
@@ -165,6 +165,8 @@ def add_experiment_parser(sub):
                        help="robust: only these attacks of the suite (default: all; see robust.json 'attacks')")
         p.add_argument("--goals", nargs="+", choices=("fp", "fn"), default=["fp", "fn"],
                        help="robust: only these goals (fp: object → another object; fn: object → none)")
+        p.add_argument("--networks", nargs="+", default=None, metavar="KEY",
+                       help="robust: attack only these networks (result keys, e.g. triple_at@0.7; default: all)")
         p.add_argument("--out", default=None, help="output directory (default: checkpoints/results)")
         p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
         p.add_argument("--triple-batch", type=int, default=4, help="images attacked at once (triple network)")

@@ -196,10 +196,10 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps():
     assert m["sanity"]["monotone"] and t["fp"]["direct_at"][1]["accuracy"] == 1.0
     assert m["meta"]["gaps"] == {"fp": {"direct": {"eps_missing": {"apgd-t": [4]}},
                                         "triple@0.7": {"eps_missing": {"apgd-t": [4]}},
-                                        "direct_at": {"skipped_by": {"2": ["apgd", "apgd-t"]}}}}
+                                        "direct_at": {"never": ["apgd-t"]}}}  # run b left direct_at out
     lines = robust_lines(m)
     gap = [line for line in lines if line.startswith("Not every attack")]
-    assert len(gap) == 1 and "not attacked by run 2 (`apgd`, `apgd-t`)" in gap[0]
+    assert len(gap) == 1 and "Direct CNN, adversarially trained: not attacked with `apgd-t`" in gap[0]
     assert "`apgd-t` not run at ε = 4" in gap[0]
     assert "False negatives (attacks: `apgd`):" in lines  # the goal run b never attacked
     # a break at a smaller ε of another run counts at every larger ε
@@ -231,6 +231,15 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
     readme = (tmp_path / "m" / "README.md").read_text()
     assert "`pgd`, `pgd-few`" in readme and "`pgd-few` not run at ε = 4" in readme  # run b skipped ε = 4
     assert "False negatives (attacks: `pgd`):" in readme  # run b attacked false positives only
+    c = experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), out=tmp_path / "c", eps_255=(16,),
+                        suite=[AttackSpec("pgd-few", pgd, {"steps": 2, "restarts": 1})], robust_goals=("fp",),
+                        networks=["triple@0.7"], figures=False, png=False, progress=False, command="test c")
+    assert list(c.robust["table"]["fp"]) == ["triple@0.7"] and c.robust["meta"]["filter"] == b.robust["meta"]["filter"]
+    m3 = experiments.merge([tmp_path / "a", tmp_path / "c"], tmp_path / "m3", png=False).robust
+    assert m3["meta"]["gaps"]["fp"]["direct"] == {"never": ["pgd-few"]}  # run c left the direct CNN out
+    with pytest.raises(ValueError, match="unknown network"):
+        experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), out=tmp_path / "d",
+                        networks=["giraffe"], figures=False, png=False, progress=False)
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
     assert "holds no robust.json" in str(e.value)

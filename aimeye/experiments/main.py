@@ -73,14 +73,15 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
         out: Path | str = DEFAULT_OUT, batch_size: int = 64, triple_batch_size: int = TRIPLE_BATCH,
         robust_n_per_class: int | None = None, eps_255=EPS_255, suite=None, attack_steps: int = 100,
         restarts: int = 5, extra: dict | None = None, thetas=THETAS, attacks=None, robust_goals=GOALS,
-        figures: bool = True,
+        networks=None, figures: bool = True,
         png: bool = True, progress: bool = True,
         command: str = "", notes: list[str] | None = None, device: str = "auto") -> results.Run | None:
     """Run ``what`` and write the results folder ``out``; returns it loaded (rank 0) or None (other ranks).
 
     ``testset`` replaces ``load_test_set(n_per_class)`` (tests use toys); ``extra`` maps more result keys
     (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`;
-    ``robust_goals`` limits the robustness evaluation to some goals (fp, fn)."""
+    ``robust_goals`` limits the robustness evaluation to some goals (fp, fn), and ``networks`` to some networks
+    by result key (e.g. ``["triple_at@0.7"]``; the image filter and the transfer sources still use them all)."""
     if what not in WHAT:
         raise ValueError(f"what must be one of {tuple(WHAT)}, got {what!r}")
     ranks = runtime.start(device)
@@ -89,14 +90,15 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
                     out=Path(out), batch_size=batch_size, triple_batch_size=triple_batch_size,
                     robust_n_per_class=robust_n_per_class, eps_255=tuple(eps_255), suite=suite,
                     attack_steps=attack_steps, restarts=restarts, extra=extra, thetas=tuple(thetas), attacks=attacks,
-                    robust_goals=tuple(robust_goals), figures=figures, png=png,
+                    robust_goals=tuple(robust_goals), networks=networks, figures=figures, png=png,
                     progress=progress and ranks.main, command=command, notes=notes or [])
     finally:
         runtime.stop(ranks)
 
 
 def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batch_size, triple_batch_size,
-         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, robust_goals, figures, png,
+         robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, robust_goals, networks,
+         figures, png,
          progress,
          command, notes):
     from .report import write_folder
@@ -130,10 +132,14 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
         rts = full.first_per_class(robust_n_per_class or n_per_class)
         dextra = on_device(extra or {}, dev, names=tuple(extra or ()))
         victims = victims_for(dmodels, dextra, thetas)
+        if unknown := set(networks or ()) - set(victims):
+            raise ValueError(f"unknown network(s) {sorted(unknown)}; this run has {list(victims)}")
         kept, filt = filter_correct(dmodels, mine(rts), extra={k: v for k, v in victims.items()
                                                               if k not in NETWORKS})
         suite = suite if suite is not None else default_suite(victims, steps=attack_steps, restarts=restarts,
                                                               only=attacks)
+        if networks:
+            victims = {k: v for k, v in victims.items() if k in networks}
         res = run_robust(victims, kept, suite, eps_255, goals=robust_goals, progress=progress, device=dev)
         parts = runtime.gather({"robust": res, "filter": filt}, ranks)
         if ranks.main:

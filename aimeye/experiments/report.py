@@ -83,8 +83,8 @@ def _gap_lines(robust: dict, goal: str) -> list[str]:
     parts = []
     for net in network_order(gaps):
         g, said = gaps[net], []
-        for run, attacks in g.get("skipped_by", {}).items():
-            said.append(f"not attacked by run {run} ({_names(attacks)})")
+        if g.get("never"):
+            said.append(f"not attacked with {_names(g['never'])}")
         by_eps: dict[tuple, list[str]] = {}
         for attack, es in g.get("eps_missing", {}).items():
             by_eps.setdefault(tuple(es), []).append(attack)

@@ -241,8 +241,8 @@ def merge_runs(robusts: list[dict]) -> dict:
     adversarial inside a smaller ball lies inside every larger one); the same attack name in two runs (say,
     more restarts, or other ε) is one attack whose breaks are united. Only the images every run kept are
     scored (the runs' filters may keep different images); the ε are those of any run. Where an attack did
-    not reach a network at every ε, or a run skipped a network it could have attacked, ``meta["gaps"]``
-    says so, and the README names it."""
+    not reach a network at every ε, or at all (a run that left the network out), ``meta["gaps"]`` says so,
+    and the README names it."""
     if len(robusts) < 2:
         raise ValueError("merge takes two robust runs or more")
     if any(r["meta"].get("checkpoints_sha256") != robusts[0]["meta"].get("checkpoints_sha256") for r in robusts):
@@ -280,19 +280,17 @@ def merge_runs(robusts: list[dict]) -> dict:
 
 
 def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
-    """Per goal and network: ``skipped_by`` (runs, from 1, that attacked the goal but not this network, with
-    their attacks) and ``eps_missing`` (attack → the ε it was not run at on this network)."""
+    """Per goal and network: ``never`` (attacks of the goal that no run aimed at this network, although no
+    run that had both found the attack inapplicable to it) and ``eps_missing`` (attack → the ε it was not
+    run at on this network)."""
     gaps: dict = {}
     for goal, nets_ in ran.items():
+        runs = [r["broken"][goal] for r in robusts if goal in r["broken"]]
         for net, by_attack in nets_.items():
-            g = {}
-            skipped = {str(k): sorted({a for by in r["broken"][goal].values() for a in by})
-                       for k, r in enumerate(robusts, 1) if goal in r["broken"] and net not in r["broken"][goal]}
+            never = [a for a in sorted({a for by in nets_.values() for a in by} - set(by_attack))
+                     if not any(net in r and any(a in by for by in r.values()) for r in runs)]
             missing = {a: [e for e in eps if e not in done] for a, done in by_attack.items() if set(eps) - done}
-            if skipped:
-                g["skipped_by"] = skipped
-            if missing:
-                g["eps_missing"] = missing
+            g = {k: v for k, v in (("never", never), ("eps_missing", missing)) if v}
             if g:
                 gaps.setdefault(goal, {})[net] = g
     return gaps
