@@ -172,9 +172,10 @@ def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):
             "attacks": {a: {} for a in attacks}, "image_evaluations": 10, "broken": broken}
 
 
-def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps():
+def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     from aimeye.experiments.report import robust_lines
     from aimeye.experiments.robust import merge_runs
+    from aimeye.figures.experiments import pil_robust, robust_figure
 
     a = _robust([0, 1, 2, 3, 4], [4, 8, 16], {"fp": {"direct": {"apgd": [[0], [0, 1], [0, 1, 2]]},
                                                      "triple@0.7": {"apgd": [[], [], [3]]},
@@ -207,6 +208,15 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps():
     m2 = merge_runs([b, c])
     assert [e["broken"] for e in m2["table"]["fp"]["direct"]] == [1, 2, 2]
     assert "direct" not in m2["meta"]["gaps"].get("fp", {})  # apgd-t reached it at 4 (c), 8 and 16 (b)
+    first = m2["table"]["fp"]["triple@0.7"][0]  # no attack reached the triple-staged network at 4: no figure
+    assert first["not_run"] and first["accuracy"] is None and first["broken"] is None
+    assert [e["broken"] for e in m2["table"]["fp"]["triple@0.7"][1:]] == [2, 3] and m2["sanity"]["monotone"]
+    row = next(line for line in robust_lines(m2) if line.startswith("| Triple-staged, θ = 0.7"))
+    assert row.split(" | ")[1] == "not run"
+    trace = next(t for t in robust_figure(m2).data if t.name == "Triple-staged, θ = 0.7")
+    assert list(trace.y) == [None, 0.5, 0.25]  # a gap in the line, not a point
+    pil_robust(m2, tmp_path / "robust.png")
+    assert (tmp_path / "robust.png").stat().st_size > 0
     with pytest.raises(ValueError, match="different checkpoints"):
         merge_runs([a, _robust([0], [8], {}, sha="b")])
     with pytest.raises(ValueError, match="share no image"):

@@ -64,6 +64,9 @@ def robust_lines(robust: dict) -> list[str]:
         for net in network_order(robust["table"][goal]):
             cells = []
             for e in robust["table"][goal][net]:
+                if e["accuracy"] is None:
+                    cells.append("not run")
+                    continue
                 ci = f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["ci95"] else ""
                 cells.append(f"{e['accuracy']:.2f}{ci} ({e['strongest'] or '—'})")
             lines.append(f"| {network_label(net)} | " + " | ".join(cells) + " |")

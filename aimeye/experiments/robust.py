@@ -220,8 +220,8 @@ def sanity_checks(robust: dict) -> dict:
     * ``transfer_only``: images that only a transfer attack broke (white-box attacks should find them too;
       many would point at masked gradients)."""
     table = robust["table"]
-    mono = all(all(a["accuracy"] >= b["accuracy"] for a, b in itertools.pairwise(es))
-               for nets_ in table.values() for es in nets_.values() if es and es[0]["n"])
+    measured = [[e for e in es if e["accuracy"] is not None] for nets_ in table.values() for es in nets_.values()]
+    mono = all(all(a["accuracy"] >= b["accuracy"] for a, b in itertools.pairwise(es)) for es in measured)
     direct = {g: (nets_["direct"][-1]["accuracy"] if nets_.get("direct") else None) for g, nets_ in table.items()}
     transfer_only = {}
     for goal, nets_ in robust.get("broken", {}).items():
@@ -276,7 +276,7 @@ def merge_runs(robusts: list[dict]) -> dict:
     meta["gaps"] = _gaps(robusts, ran, eps)
     return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]},
                          {a: d for r in robusts for a, d in r["attacks"].items()},
-                         sum(r["image_evaluations"] for r in robusts), broken)
+                         sum(r["image_evaluations"] for r in robusts), broken, ran)
 
 
 def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
@@ -297,11 +297,12 @@ def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
 
 
 def robust_record(meta: dict, eps_255, indices: list[int], networks, attacks: dict, image_evaluations: int,
-                  broken: dict) -> dict:
-    """The robust.json of a run (or of merged runs): the broken sets, their table and the sanity checks."""
+                  broken: dict, ran: dict | None = None) -> dict:
+    """The robust.json of a run (or of merged runs, with ``ran``: which ε each attack reached on each
+    network): the broken sets, their table and the sanity checks."""
     robust = {"schema": SCHEMA, "per_image_worst_case": True, "meta": meta, "eps_255": list(eps_255),
               "n_images": len(indices), "indices": indices, "networks": network_order(networks), "attacks": attacks,
               "image_evaluations": image_evaluations, "broken": broken,
-              "table": robust_table(broken, len(indices), list(eps_255))}
+              "table": robust_table(broken, len(indices), list(eps_255), ran)}
     robust["sanity"] = sanity_checks(robust)
     return robust

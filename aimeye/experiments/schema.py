@@ -17,15 +17,23 @@ ROW_KEYS = ("goal", "network", "index", "label", "target", "theta", "steps", "su
 GALLERY_KEYS = ("network", "index", "label", "target", "steps", "distortion", "original", "adversarial", "rotation")
 
 
-def robust_table(broken: dict, n: int, eps_255: list[int]) -> dict:
+def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = None) -> dict:
     """``broken[goal][network][attack]`` = per ε, the scene indices that attack turned → the table:
-    per goal and network, one entry per ε with the per-image worst case over all attacks."""
+    per goal and network, one entry per ε with the per-image worst case over all attacks.
+
+    ``ran[goal][network][attack]`` (merged runs) = the ε that attack was run at; an ε where no attack
+    was run on a network gets ``not_run: True`` and no accuracy (breaks carried from a smaller ε would
+    only bound it)."""
     table = {}
     for goal, nets_ in broken.items():
         table[goal] = {}
         for net, by_attack in nets_.items():
             entries = []
             for j, e in enumerate(eps_255):
+                if ran is not None and not any(e in ran[goal][net][a] for a in by_attack):
+                    entries.append({"eps_255": e, "n": n, "broken": None, "accuracy": None, "ci95": None,
+                                    "by_attack": {}, "only_by": {}, "strongest": None, "not_run": True})
+                    continue
                 sets = {a: set(v[j]) for a, v in by_attack.items()}
                 union = set().union(*sets.values()) if sets else set()
                 counts = {a: len(s) for a, s in sets.items()}

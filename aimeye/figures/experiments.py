@@ -80,7 +80,7 @@ def robust_figure(robust: dict):
         for net, es in robust["table"][goal].items():
             eps = [str(e["eps_255"]) for e in es]
             acc = [e["accuracy"] for e in es]
-            lo = [a - e["ci95"][0] if e["ci95"] else 0 for a, e in zip(acc, es, strict=True)]
+            lo = [a - e["ci95"][0] if e["ci95"] else 0 for a, e in zip(acc, es, strict=True)]  # no CI: not run
             hi = [e["ci95"][1] - a if e["ci95"] else 0 for a, e in zip(acc, es, strict=True)]
             fig.add_trace(go.Scatter(x=eps, y=acc, mode="lines+markers", name=network_label(net),
                                      line={"color": network_colour(net)}, legendgroup=net, showlegend=col == 1,
@@ -161,7 +161,7 @@ def pil_robust(robust: dict, path: Path):
             d.text((x0 + (x1 - x0) * j / max(1, len(eps) - 1) - 5, y1 + 5), str(e), fill="black", font=font(11))
         for k, (net, es) in enumerate(robust["table"][goal].items()):
             pts = [(x0 + (x1 - x0) * j / max(1, len(eps) - 1), y1 - (y1 - y0) * e["accuracy"])
-                   for j, e in enumerate(es)]
+                   for j, e in enumerate(es) if e["accuracy"] is not None]  # an ε not run: no point
             d.line(pts, fill=network_colour(net), width=2)
             if p == 0:
                 d.text((70, 70 + 16 * k), network_label(net), fill=network_colour(net), font=font(12))
