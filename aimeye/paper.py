@@ -22,6 +22,8 @@ THETAS = (0.2, 0.45, 0.7)  # the verdict thresholds of Table 1
 # --- attacks (§3.2) ---------------------------------------------------------------------------
 STEP = 1.0 / 255.0  # one FGSM step: one grey level
 GOALS = {"fp": "false positive: object → another object", "fn": "false negative: object → none"}
+GOAL_TITLES = {"fp": "False positives (Fig. 4): object → another object class",  # headings of tables and figures
+               "fn": "False negatives (Fig. 6): object → none"}
 
 # --- networks ---------------------------------------------------------------------------------
 STAGES = ("direct", "direct-param", "estimator", "projector", "comparator")  # checkpoint files, in training order

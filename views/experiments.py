@@ -8,11 +8,11 @@ import streamlit as st
 
 from aimeye.app import env
 from aimeye.app.live import small_experiment
-from aimeye.app.tables import filter_rows, success_rows, table1_rows
+from aimeye.app.tables import filter_rows, robust_rows, success_rows, table1_rows
 from aimeye.experiments import format_median
 from aimeye.figures.app import live_figure
 from aimeye.figures.experiments import box_figure, gallery_image, robust_figure
-from aimeye.paper import NETWORK_LABELS, NETWORKS, network_label
+from aimeye.paper import GOAL_TITLES, NETWORK_LABELS, NETWORKS, network_label
 from views import _ui as ui
 
 st.title("Experiments")
@@ -60,6 +60,10 @@ for info, tab in zip(infos, st.tabs([f"{i.name}: {i.label}" for i in infos]) if 
         if run.robust:
             st.subheader("robust accuracy against ε")
             st.plotly_chart(robust_figure(run.robust), key=f"exp_{info.name}_robust")
+            for goal in ("fp", "fn"):
+                if run.robust["table"].get(goal):
+                    st.markdown(f"**{GOAL_TITLES[goal]}**: the share of images no attack broke, 95 % interval")
+                    st.dataframe(robust_rows(run.robust, goal), hide_index=True)
 
 st.header("run a small experiment live")
 st.caption("The paper's iterated FGSM against each chosen network on the first few positive test scenes, right "

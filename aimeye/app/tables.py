@@ -98,3 +98,16 @@ def filter_rows(summary: dict) -> list[dict]:
     paper = (summary.get("paper") or {}).get("fig6_filtered_percent") or {}
     return [{"network": network_label(k), "ours (%)": _pct(v),
              "paper (%)": DASH if paper.get(k) is None else f"{paper[k]:.2f}"} for k, v in shares.items()]
+
+
+def robust_rows(robust: dict, goal: str) -> list[dict]:
+    """Robust accuracy per network (rows) and ε (columns), with the 95 % interval; "not run" where no
+    attack reached that network at that ε (merged runs)."""
+    rows = []
+    for net, entries in robust["table"].get(goal, {}).items():
+        row = {"network": network_label(net)}
+        for e in entries:
+            ci = f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["ci95"] else ""
+            row[f"ε = {e['eps_255']}/255"] = "not run" if e["accuracy"] is None else f"{e['accuracy']:.2f}{ci}"
+        rows.append(row)
+    return rows

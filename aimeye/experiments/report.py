@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paper import network_label
+from ..paper import GOAL_TITLES, network_label
 from . import results
 from .robust import network_order
 from .runs import GALLERY_NETWORKS
 from .testset import GOALS
-
-TITLES = {"fp": "False positives (Fig. 4): object → another object class",
-          "fn": "False negatives (Fig. 6): object → none"}
 
 
 def _median(st: dict, fmt: str) -> str:
@@ -29,7 +26,7 @@ def fgsm_lines(summary: dict) -> list[str]:
     for goal in GOALS:
         if goal not in summary:
             continue
-        lines += [f"{TITLES[goal]}:", "", ("| network | success [95 % CI] | steps median [2 %, 98 %] | "
+        lines += [f"{GOAL_TITLES[goal]}:", "", ("| network | success [95 % CI] | steps median [2 %, 98 %] | "
                                            "distortion median [2 %, 98 %] |"), "|---|---|---|---|"]
         for net, v in summary[goal].items():
             st, d, ci = v["steps"], v["distortion"], v.get("success_ci95")
@@ -59,7 +56,7 @@ def robust_lines(robust: dict) -> list[str]:
         used = {a for by in robust.get("broken", {}).get(goal, {}).values() for a in by}
         only = f" (attacks: {_names(a for a in robust.get('attacks', {}) if a in used)})" if used and used != set(
             robust.get("attacks", {})) else ""
-        lines += [f"{TITLES[goal].split(' (')[0]}{only}:", "",
+        lines += [f"{GOAL_TITLES[goal].split(' (')[0]}{only}:", "",
                   "| network | " + " | ".join(f"ε = {e}/255" for e in eps) + " |", "|---|" + "---|" * len(eps)]
         for net in network_order(robust["table"][goal]):
             cells = []

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..paper import CLASSES
+from ..paper import CLASSES, GOAL_TITLES
 from .palette import FONT_SIZE, network_colour, network_label
 
-GOAL_TITLES = {"fp": "False positives (Fig. 4): object → another object class",
-               "fn": "False negatives (Fig. 6): object → none"}
 PNG_TIMEOUT_S = 90
 WIDTH, HEIGHT = 1200, 480
 
