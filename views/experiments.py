@@ -4,6 +4,7 @@ small experiment run live."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from aimeye.app import env
@@ -63,7 +64,7 @@ for info, tab in zip(infos, st.tabs([f"{i.name}: {i.label}" for i in infos]) if 
             for goal in ("fp", "fn"):
                 if run.robust["table"].get(goal):
                     st.markdown(f"**{GOAL_TITLES[goal]}**: the share of images no attack broke, 95 % interval")
-                    st.dataframe(robust_rows(run.robust, goal), hide_index=True)
+                    st.table(pd.DataFrame(robust_rows(run.robust, goal)).set_index("network"))  # wraps: fits 1366 px
 
 st.header("run a small experiment live")
 st.caption("The paper's iterated FGSM against each chosen network on the first few positive test scenes, right "
