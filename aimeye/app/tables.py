@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..experiments.schema import accuracy_text
 from ..paper import PAPER_TABLE1, network_label
 from .session import AttackSession
 from .wording import network_title
@@ -107,7 +108,6 @@ def robust_rows(robust: dict, goal: str) -> list[dict]:
     for net, entries in robust["table"].get(goal, {}).items():
         row = {"network": network_label(net)}
         for e in entries:
-            ci = f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["ci95"] else ""
-            row[f"ε = {e['eps_255']}/255"] = "not run" if e["accuracy"] is None else f"{e['accuracy']:.2f}{ci}"
+            row[f"ε = {e['eps_255']}/255"] = accuracy_text(e)
         rows.append(row)
     return rows

@@ -8,6 +8,7 @@ from ..paper import GOAL_TITLES, network_label
 from . import results
 from .robust import network_order
 from .runs import GALLERY_NETWORKS
+from .schema import accuracy_text
 from .testset import GOALS
 
 
@@ -61,11 +62,7 @@ def robust_lines(robust: dict) -> list[str]:
         for net in network_order(robust["table"][goal]):
             cells = []
             for e in robust["table"][goal][net]:
-                if e["accuracy"] is None:
-                    cells.append("not run")
-                    continue
-                ci = f" [{e['ci95'][0]:.2f}, {e['ci95'][1]:.2f}]" if e["ci95"] else ""
-                cells.append(f"{e['accuracy']:.2f}{ci} ({e['strongest'] or '—'})")
+                cells.append(accuracy_text(e) + ("" if e["accuracy"] is None else f" ({e['strongest'] or '—'})"))
             lines.append(f"| {network_label(net)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += _gap_lines(robust, goal)

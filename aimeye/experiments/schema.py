@@ -3,7 +3,8 @@
 * :data:`SCHEMA`: the version written into summary.json and robust.json.
 * :data:`ROW_KEYS`: the fields of one FGSM attack row (attacks.json/.csv; plus ``scores``).
 * :data:`GALLERY_KEYS`: the arrays of gallery.npz (Fig. 5 material).
-* :func:`robust_table`: per-attack broken sets → the robust-accuracy table (per-image worst case);
+* :func:`robust_table`: per-attack broken sets → the robust-accuracy table (per-image worst case), and
+  :func:`accuracy_text` one of its cells;
   :func:`normalise_robust` checks that a robust.json has the current schema.
 """
 
@@ -45,6 +46,14 @@ def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = No
                                 "strongest": strongest})
             table[goal][net] = entries
     return table
+
+
+def accuracy_text(entry: dict) -> str:
+    """One cell of the robust table: "0.95 [0.92, 0.97]", or "not run" (merged runs)."""
+    if entry["accuracy"] is None:
+        return "not run"
+    ci = f" [{entry['ci95'][0]:.2f}, {entry['ci95'][1]:.2f}]" if entry["ci95"] else ""
+    return f"{entry['accuracy']:.2f}{ci}"
 
 
 def normalise_robust(d: dict | None) -> dict | None:
