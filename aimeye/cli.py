@@ -117,6 +117,20 @@ def cmd_experiment(args):
             sys.exit(f"error: {e}")
         print(f"wrote {run.info.path}: {run.info.label}")
         return
+    if args.what == "classes":
+        try:
+            counts = experiments.by_class(args.run)
+        except (FileNotFoundError, KeyError, ValueError) as e:
+            sys.exit(f"error: {e}")
+        n = counts.pop("n")
+        print("images per class: " + ", ".join(f"{c} {k}" for c, k in n.items()))
+        for goal, nets_ in counts.items():
+            for net, by_eps in nets_.items():
+                cells = [f"ε {e}: " + ("not run" if c is None else " ".join(f"{k}/{n[cls]}" for cls, k in c.items()))
+                         for e, c in by_eps.items()]
+                print(f"{goal} {net} broken ({'/'.join(n)}): " + "; ".join(cells))
+        print(f"wrote {os.path.join(args.run, 'by_class.json')}")
+        return
     world = int(os.environ.get("WORLD_SIZE", "1"))
     launcher = f"torchrun --nproc_per_node {world} -m aimeye " if world > 1 else "python -m aimeye "
     command = launcher + shlex.join(sys.argv[1:]) if len(sys.argv) > 1 else ""
@@ -141,6 +155,8 @@ def add_experiment_parser(sub):
     es.add_parser("list", help="list the results folders").add_argument("--checkpoints", default=None)
     m = es.add_parser("merge", help="one per-image worst case from the robust runs of several results folders "
                                     "(the same checkpoints; the images they share, every ε)")
+    c = es.add_parser("classes", help="the broken images of a robust run per object class (→ by_class.json)")
+    c.add_argument("run", help="a results folder holding robust.json")
     m.add_argument("runs", nargs="+", help="results folders holding robust.json")
     m.add_argument("--out", required=True, help="the merged results folder")
     m.add_argument("--no-png", action="store_true", help="skip the PNG figures")

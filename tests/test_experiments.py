@@ -3,6 +3,7 @@ the results schema (reading the committed folders too), statistics and figures. 
 needed. Experiments on torchrun ranks are in test_distributed.py."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -174,7 +175,7 @@ def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):
 
 def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     from aimeye.experiments.report import robust_lines
-    from aimeye.experiments.robust import merge_runs
+    from aimeye.experiments.robust import broken_by_class, merge_runs
     from aimeye.figures.experiments import pil_robust, robust_figure
 
     a = _robust([0, 1, 2, 3, 4], [4, 8, 16], {"fp": {"direct": {"apgd": [[0], [0, 1], [0, 1, 2]]},
@@ -217,6 +218,11 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     assert list(trace.y) == [None, 0.5, 0.25]  # a gap in the line, not a point
     pil_robust(m2, tmp_path / "robust.png")
     assert (tmp_path / "robust.png").stat().st_size > 0
+    by = broken_by_class(m2, {0: "monkey", 1: "penguin", 2: "monkey", 3: "aeroplane"})
+    assert by["n"] == {"monkey": 2, "penguin": 1, "aeroplane": 1}
+    assert by["fp"]["triple@0.7"] == {"4": None, "8": {"monkey": 1, "penguin": 1, "aeroplane": 0},
+                                      "16": {"monkey": 1, "penguin": 1, "aeroplane": 1}}
+    assert by["fp"]["direct"]["4"] == {"monkey": 0, "penguin": 0, "aeroplane": 1}  # run c's break of image 3
     with pytest.raises(ValueError, match="different checkpoints"):
         merge_runs([a, _robust([0], [8], {}, sha="b")])
     with pytest.raises(ValueError, match="share no image"):
@@ -252,4 +258,19 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
                         networks=["giraffe"], figures=False, png=False, progress=False)
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "merge", str(tmp_path / "a"), str(tmp_path / "nothing"), "--out", str(tmp_path / "x")])
+    assert "holds no robust.json" in str(e.value)
+
+
+def test_classes_command_counts_the_shipped_24_image_run_per_class(tmp_path, capsys):
+    """`experiment classes` on a copy of the shipped whole-suite run (8 images per class): the labels come
+    from rendering its test set; the README's "all 8 monkeys and 5 of 8 aeroplanes at 32/255"."""
+    shutil.copy(Path(__file__).parents[1] / "checkpoints/results_robust/robust.json", tmp_path / "robust.json")
+    cli.main(["experiment", "classes", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "images per class: monkey 8, penguin 8, aeroplane 8" in out
+    by = json.loads((tmp_path / "by_class.json").read_text())
+    assert by["fp"]["triple@0.7"]["32"] == {"monkey": 8, "penguin": 0, "aeroplane": 5}
+    assert by["fp"]["direct"]["32"] == {"monkey": 8, "penguin": 8, "aeroplane": 8}  # the direct CNN falls entirely
+    with pytest.raises(SystemExit) as e:
+        cli.main(["experiment", "classes", str(tmp_path / "nothing")])
     assert "holds no robust.json" in str(e.value)

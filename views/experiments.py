@@ -61,9 +61,9 @@ for info, tab in zip(infos, st.tabs([f"{i.name}: {i.label}" for i in infos]) if 
         if run.robust:
             st.subheader("robust accuracy against ε")
             st.plotly_chart(robust_figure(run.robust), key=f"exp_{info.name}_robust")
-            for goal in ("fp", "fn"):
+            for goal, title in GOAL_TITLES.items():
                 if run.robust["table"].get(goal):
-                    st.markdown(f"**{GOAL_TITLES[goal]}**: the share of images no attack broke, 95 % interval")
+                    st.markdown(f"**{title}**: the share of images no attack broke, 95 % interval")
                     st.table(pd.DataFrame(robust_rows(run.robust, goal)).set_index("network"))  # wraps: fits 1366 px
 
 st.header("run a small experiment live")

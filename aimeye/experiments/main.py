@@ -20,9 +20,18 @@ from types import SimpleNamespace
 import torch
 
 from .. import checkpoints, runtime
-from ..paper import STAGES, THETAS
+from ..paper import CLASSES, STAGES, THETAS
 from . import results
-from .robust import EPS_255, checklist_text, merge_rank_parts, merge_runs, robust_record, run_robust, victims_for
+from .robust import (
+    EPS_255,
+    broken_by_class,
+    checklist_text,
+    merge_rank_parts,
+    merge_runs,
+    robust_record,
+    run_robust,
+    victims_for,
+)
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
 from .suite import default_suite
 from .summary import summarise
@@ -161,19 +170,34 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
 def merge(paths, out: Path | str, command: str = "", figures: bool = True, png: bool = True) -> results.Run:
     """Merge the robust.json of several results folders (the same checkpoints; see :func:`.robust.merge_runs`)
     into ``out``: one per-image worst case over every attack of every run."""
-    robusts = []
-    for p in paths:
-        r = results.read_json(Path(p) / "robust.json")
-        if r is None:
-            raise FileNotFoundError(f"{p} holds no robust.json")
-        robusts.append(results.normalise_robust(r))
-    merged = merge_runs(robusts)
+    merged = merge_runs([_read_robust(p) for p in paths])
     if command:
         merged["meta"]["commands"].append(command)
     _write_robust(Path(out), merged)
     from .report import write_folder
 
     return write_folder(out, figures=figures, png=png)
+
+
+def by_class(path: Path | str) -> dict:
+    """The broken images of a robust run per object class (:func:`.robust.broken_by_class`), with the
+    classes read from its test set (the same ``n_per_class`` and seed), written to ``by_class.json``."""
+    robust = _read_robust(path)
+    meta = robust["meta"]
+    ts = load_test_set(meta["n_per_class"], meta["seed"])
+    label_of = {int(i): CLASSES[int(c)] for i, c in zip(ts.indices, ts.labels, strict=True)}
+    if missing := set(robust["indices"]) - set(label_of):
+        raise ValueError(f"{len(missing)} attacked scene(s) are not in the test set of this run's meta")
+    counts = broken_by_class(robust, label_of)
+    results.write_json(Path(path) / "by_class.json", counts)
+    return counts
+
+
+def _read_robust(path: Path | str) -> dict:
+    r = results.read_json(Path(path) / "robust.json")
+    if r is None:
+        raise FileNotFoundError(f"{path} holds no robust.json")
+    return results.normalise_robust(r)
 
 
 def _write_robust(out: Path, robust: dict):

@@ -306,3 +306,19 @@ def robust_record(meta: dict, eps_255, indices: list[int], networks, attacks: di
               "table": robust_table(broken, len(indices), list(eps_255), ran)}
     robust["sanity"] = sanity_checks(robust)
     return robust
+
+
+def broken_by_class(robust: dict, label_of: dict[int, str]) -> dict:
+    """Per goal, network and ε: how many images of each object class no longer stand (the per-image worst
+    case over every attack; None where no attack ran), with ``n``, the images of each class.
+    ``label_of`` maps a scene index to its class name."""
+    classes = list(dict.fromkeys(label_of[i] for i in sorted(robust["indices"])))
+    out: dict = {"n": {c: sum(label_of[i] == c for i in robust["indices"]) for c in classes}}
+    for goal, nets_ in robust["broken"].items():
+        for net, by_attack in nets_.items():
+            rows = out.setdefault(goal, {}).setdefault(net, {})
+            for j, entry in enumerate(robust["table"][goal][net]):
+                union = set().union(*(set(v[j]) for v in by_attack.values()))
+                rows[str(entry["eps_255"])] = None if entry["accuracy"] is None else {
+                    c: sum(label_of[i] == c for i in union) for c in classes}
+    return out
