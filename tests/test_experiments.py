@@ -204,6 +204,11 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     assert len(gap) == 1 and "Direct CNN, adversarially trained: not attacked with `apgd-t`" in gap[0]
     assert "`apgd-t` not run at ε = 4" in gap[0]
     assert "False negatives (attacks: `apgd`):" in lines  # the goal run b never attacked
+    # per attack: breaks (only this attack's); "·" where it was not run (apgd-t at 4, apgd-t on direct_at)
+    assert "| Direct CNN | `apgd` | 1 (1) | 2 (2) | 3 (2) |" in lines
+    assert "| Direct CNN | `apgd-t` | · | 1 (1) | 1 (0) |" in lines
+    assert "| Triple-staged, θ = 0.7 | `apgd` | 0 (0) | 1 (1) | 2 (1) |" in lines
+    assert not any(line.startswith("| Direct CNN, adversarially trained | `apgd-t`") for line in lines)
     # a break at a smaller ε of another run counts at every larger ε
     c = _robust([0, 1, 2, 3], [4], {"fp": {"direct": {"apgd-t": [[3]]}}}, attacks=("apgd-t",))
     m2 = merge_runs([b, c])

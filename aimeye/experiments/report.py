@@ -66,6 +66,28 @@ def robust_lines(robust: dict) -> list[str]:
             lines.append(f"| {network_label(net)} | " + " | ".join(cells) + " |")
         lines.append("")
         lines += _gap_lines(robust, goal)
+    return lines + attack_lines(robust)
+
+
+def attack_lines(robust: dict) -> list[str]:
+    """Per goal, network and attack: the images each attack broke at each ε, and in brackets those no
+    other attack broke (the table's ``by_attack`` and ``only_by``); "·" where the attack was not run."""
+    eps, gaps = robust["eps_255"], robust.get("meta", {}).get("gaps", {})
+    lines = [f"Images broken per attack (in brackets: broken by no other attack), out of {robust['n_images']}:",
+             ""]
+    for goal in GOALS:
+        if goal not in robust["table"]:
+            continue
+        lines += [f"| {GOAL_TITLES[goal].split(' (')[0].lower()} | attack | "
+                  + " | ".join(f"ε = {e}/255" for e in eps) + " |", "|---|---|" + "---|" * len(eps)]
+        for net in network_order(robust["table"][goal]):
+            entries, gap = robust["table"][goal][net], gaps.get(goal, {}).get(net, {})
+            for attack in robust.get("broken", {}).get(goal, {}).get(net, {}):
+                missing = set(gap.get("eps_missing", {}).get(attack, ()))
+                cells = ["·" if e.get("not_run") or e["eps_255"] in missing or attack not in e["by_attack"]
+                         else f"{e['by_attack'][attack]} ({e['only_by'][attack]})" for e in entries]
+                lines.append(f"| {network_label(net)} | `{attack}` | " + " | ".join(cells) + " |")
+        lines.append("")
     return lines
 
 
