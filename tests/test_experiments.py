@@ -252,6 +252,8 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
     readme = (tmp_path / "m" / "README.md").read_text()
     assert "`pgd`, `pgd-few`" in readme and "`pgd-few` not run at ε = 4" in readme  # run b skipped ε = 4
     assert "False negatives (attacks: `pgd`):" in readme  # run b attacked false positives only
+    assert (tmp_path / "m" / "robust.html").exists() and "CDN, so they need a connection" in readme
+    assert not any((tmp_path / "b").glob("*.html")) and "CDN" not in (tmp_path / "b" / "README.md").read_text()
     c = experiments.run("robust", 3, models=toy_models(), testset=toy_test_set(), out=tmp_path / "c", eps_255=(16,),
                         suite=[AttackSpec("pgd-few", pgd, {"steps": 2, "restarts": 1})], robust_goals=("fp",),
                         networks=["triple@0.7"], figures=False, png=False, progress=False, command="test c")

@@ -129,6 +129,9 @@ def readme(run: results.Run) -> str:
     if run.info.notes:
         lines += ["Notes:", "", *[f"- {n}" for n in run.info.notes], ""]
     lines += [f"Files: see `aimeye/experiments/results.py` for the schema (version {results.SCHEMA}).", ""]
+    if any(run.info.path.glob("*.html")):
+        lines += [("The `.html` figures load plotly from its CDN, so they need a connection; the `.png` figures "
+                   "and the app's Experiments page draw the same data offline."), ""]
     return "\n".join(lines)
 
 
