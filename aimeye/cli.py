@@ -141,7 +141,8 @@ def cmd_experiment(args):
             out=args.out or experiments.main.DEFAULT_OUT, batch_size=args.batch, triple_batch_size=args.triple_batch,
             robust_n_per_class=args.robust_n_per_class, eps_255=args.eps, attack_steps=args.steps,
             restarts=args.restarts, extra=load_extra(args.extra, args.checkpoints), thetas=args.thetas,
-            attacks=args.attacks, robust_goals=args.goals, networks=args.networks, png=not args.no_png,
+            attacks=args.attacks, robust_goals=args.goals, networks=args.networks, skip_broken=args.skip_broken,
+            png=not args.no_png,
             command=command, notes=args.note, device=args.device)
     except (experiments.DeviceError, checkpoints.CheckpointError, FileNotFoundError, ValueError) as e:
         sys.exit(f"error: {e}")
@@ -183,6 +184,9 @@ def add_experiment_parser(sub):
                        help="robust: only these goals (fp: object → another object; fn: object → none)")
         p.add_argument("--networks", nargs="+", default=None, metavar="KEY",
                        help="robust: attack only these networks (result keys, e.g. triple_at@0.7; default: all)")
+        p.add_argument("--skip-broken", default=None, metavar="DIR",
+                       help="robust: do not attack again the images that the robust run in DIR (e.g. a merge) "
+                            "broke at the same ε; they count as broken ('earlier runs'); merge with DIR's runs")
         p.add_argument("--out", default=None, help="output directory (default: checkpoints/results)")
         p.add_argument("--batch", type=int, default=64, help="images attacked at once (direct networks)")
         p.add_argument("--triple-batch", type=int, default=4, help="images attacked at once (triple network)")

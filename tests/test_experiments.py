@@ -268,6 +268,45 @@ def test_merge_command_on_two_toy_runs(tmp_path, capsys):
     assert "holds no robust.json" in str(e.value)
 
 
+def test_skip_broken_attacks_only_what_stands_and_merges_only_with_its_source(tmp_path):
+    """``skip_broken``: a later run does not attack again what an earlier run broke at the same ε; the
+    skipped images count as broken ("earlier runs"), and a merge must include the runs it skipped from."""
+    from toys import AttackSpec, pgd
+
+    from aimeye.experiments.schema import EARLIER
+
+    def suite(log):
+        def spy(victim, x, y, goal, eps, **kw):
+            log.append(len(x))
+            return pgd(victim, x, y, goal, eps, **kw)
+        return [AttackSpec("pgd-more", spy, {"steps": 4, "restarts": 1})]
+
+    a = tiny("robust", tmp_path / "a").robust
+    full, skipping = [], []
+    kw = {"models": toy_models(), "testset": toy_test_set(), "eps_255": (4, 16, 64), "robust_goals": ("fp",),
+              "figures": False, "png": False, "progress": False}
+    experiments.run("robust", 3, out=tmp_path / "full", suite=suite(full), **kw)
+    s = experiments.run("robust", 3, out=tmp_path / "s", suite=suite(skipping), skip_broken=tmp_path / "a",
+                        **kw).robust
+    assert sum(skipping) < sum(full)  # fewer images attacked
+    assert s["meta"]["skip_broken"] == str(tmp_path / "a") and set(s["skipped"]) == {"fp"}
+    for net, entries in s["table"]["fp"].items():
+        earlier = [set().union(*(set(v[j]) for v in a["broken"]["fp"][net].values())) for j in range(3)]
+        assert [set(li) for li in s["skipped"]["fp"][net]] == earlier
+        assert all(e["broken"] >= len(earlier[j]) for j, e in enumerate(entries))  # the worst case over both
+        assert all(e["by_attack"].get(EARLIER, 0) == len(earlier[j]) for j, e in enumerate(entries))
+    readme = (tmp_path / "s" / "README.md").read_text()
+    assert f"`{EARLIER}`" in readme and "did not attack again" in readme
+    m = experiments.merge([tmp_path / "a", tmp_path / "s"], tmp_path / "m", png=False).robust
+    assert EARLIER not in m["attacks"] and "skipped" not in m
+    assert [e["broken"] for e in m["table"]["fp"]["direct"]] == [e["broken"] for e in s["table"]["fp"]["direct"]]
+    from aimeye.experiments.robust import merge_runs
+
+    other = {k: v for k, v in s.items() if k != "skipped"} | {"broken": {"fp": {"direct": {"x": [[], [], []]}}}}
+    with pytest.raises(ValueError, match="skipped"):  # without the run it skipped from
+        merge_runs([s, other])
+
+
 def test_classes_command_counts_the_shipped_24_image_run_per_class(tmp_path, capsys):
     """`experiment classes` on a copy of the shipped whole-suite run (8 images per class): the labels come
     from rendering its test set; the README's "all 8 monkeys and 5 of 8 aeroplanes at 32/255"."""

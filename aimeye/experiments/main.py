@@ -26,6 +26,7 @@ from .robust import (
     EPS_255,
     broken_by_class,
     checklist_text,
+    earlier_breaks,
     merge_rank_parts,
     merge_runs,
     robust_record,
@@ -82,7 +83,7 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
         out: Path | str = DEFAULT_OUT, batch_size: int = 64, triple_batch_size: int = TRIPLE_BATCH,
         robust_n_per_class: int | None = None, eps_255=EPS_255, suite=None, attack_steps: int = 100,
         restarts: int = 5, extra: dict | None = None, thetas=THETAS, attacks=None, robust_goals=GOALS,
-        networks=None, figures: bool = True,
+        networks=None, skip_broken: Path | str | None = None, figures: bool = True,
         png: bool = True, progress: bool = True,
         command: str = "", notes: list[str] | None = None, device: str = "auto") -> results.Run | None:
     """Run ``what`` and write the results folder ``out``; returns it loaded (rank 0) or None (other ranks).
@@ -90,7 +91,9 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
     ``testset`` replaces ``load_test_set(n_per_class)`` (tests use toys); ``extra`` maps more result keys
     (e.g. ``{"direct_at": model}``) to more networks for the robustness evaluation; ``suite`` replaces :func:`.suite.default_suite`;
     ``robust_goals`` limits the robustness evaluation to some goals (fp, fn), and ``networks`` to some networks
-    by result key (e.g. ``["triple_at@0.7"]``; the image filter and the transfer sources still use them all)."""
+    by result key (e.g. ``["triple_at@0.7"]``; the image filter and the transfer sources still use them all);
+    ``skip_broken`` names a results folder (say, a merge) whose broken images are not attacked again at the
+    same ε (:func:`.robust.earlier_breaks`)."""
     if what not in WHAT:
         raise ValueError(f"what must be one of {tuple(WHAT)}, got {what!r}")
     ranks = runtime.start(device)
@@ -99,7 +102,8 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
                     out=Path(out), batch_size=batch_size, triple_batch_size=triple_batch_size,
                     robust_n_per_class=robust_n_per_class, eps_255=tuple(eps_255), suite=suite,
                     attack_steps=attack_steps, restarts=restarts, extra=extra, thetas=tuple(thetas), attacks=attacks,
-                    robust_goals=tuple(robust_goals), networks=networks, figures=figures, png=png,
+                    robust_goals=tuple(robust_goals), networks=networks, skip_broken=skip_broken, figures=figures,
+                    png=png,
                     progress=progress and ranks.main, command=command, notes=notes or [])
     finally:
         runtime.stop(ranks)
@@ -107,7 +111,7 @@ def run(what: str, n_per_class: int = 100, *, models=None, testset: TestSet | No
 
 def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batch_size, triple_batch_size,
          robust_n_per_class, eps_255, suite, attack_steps, restarts, extra, thetas, attacks, robust_goals, networks,
-         figures, png,
+         skip_broken, figures, png,
          progress,
          command, notes):
     from .report import write_folder
@@ -149,7 +153,14 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
                                                               only=attacks)
         if networks:
             victims = {k: v for k, v in victims.items() if k in networks}
-        res = run_robust(victims, kept, suite, eps_255, goals=robust_goals, progress=progress, device=dev)
+        skip = None
+        if skip_broken is not None:
+            earlier = _read_robust(skip_broken)
+            if earlier["meta"].get("checkpoints_sha256") != shas:
+                raise ValueError(f"{skip_broken} attacked other checkpoints (checkpoints_sha256 differs)")
+            skip = earlier_breaks(earlier, eps_255)
+            meta["skip_broken"] = str(skip_broken)
+        res = run_robust(victims, kept, suite, eps_255, goals=robust_goals, progress=progress, device=dev, skip=skip)
         parts = runtime.gather({"robust": res, "filter": filt}, ranks)
         if ranks.main:
             merged = merge_rank_parts([p["robust"] for p in parts])
@@ -161,7 +172,7 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
             rmeta.pop("max_steps")
             _write_robust(out, robust_record(rmeta, eps_255, merged["indices"], victims,
                                              {s.name: s.describe() for s in suite}, merged["image_evaluations"],
-                                             merged["broken"]))
+                                             merged["broken"], skipped=merged["skipped"] or None))
     if not ranks.main:
         return None
     return write_folder(out, figures=figures, png=png)

@@ -8,7 +8,7 @@ from ..paper import GOAL_TITLES, network_label
 from . import results
 from .robust import network_order
 from .runs import GALLERY_NETWORKS
-from .schema import accuracy_text
+from .schema import EARLIER, accuracy_text
 from .testset import GOALS
 
 
@@ -51,6 +51,11 @@ def robust_lines(robust: dict) -> list[str]:
     worst = "the per-image worst case over every attack"
     lines = [(f"Robust accuracy on {robust['n_images']} images: {worst}; 95 % Wilson intervals; the strongest "
               f"attack per ε in brackets. Attacks: {_names(robust.get('attacks', {}))}."), ""]
+    if robust.get("skipped"):
+        lines += [(f"This run did not attack again what `{robust['meta'].get('skip_broken', 'an earlier run')}` "
+                   f"had broken at the same ε: those images count as broken, under `{EARLIER}`, so the table is "
+                   "the worst case over both, and each attack's count covers only the images it attacked. "
+                   "Merge the run with the runs it skipped from."), ""]
     for goal in GOALS:
         if goal not in robust["table"]:
             continue
@@ -82,7 +87,8 @@ def attack_lines(robust: dict) -> list[str]:
                   + " | ".join(f"ε = {e}/255" for e in eps) + " |", "|---|---|" + "---|" * len(eps)]
         for net in network_order(robust["table"][goal]):
             entries, gap = robust["table"][goal][net], gaps.get(goal, {}).get(net, {})
-            for attack in robust.get("broken", {}).get(goal, {}).get(net, {}):
+            earlier = [EARLIER] if any(EARLIER in e["by_attack"] for e in entries) else []
+            for attack in [*robust.get("broken", {}).get(goal, {}).get(net, {}), *earlier]:
                 missing = set(gap.get("eps_missing", {}).get(attack, ()))
                 cells = ["·" if e.get("not_run") or e["eps_255"] in missing or attack not in e["by_attack"]
                          else f"{e['by_attack'][attack]} ({e['only_by'][attack]})" for e in entries]

@@ -19,6 +19,11 @@ Two shortcuts that never weaken the evaluation:
   also judged at the other θs (a forward pass); where it meets that θ's goal it
   counts there too, under the same attack's name.
 
+And one that a later run may ask for (``skip``, from :func:`earlier_breaks`): images that
+an earlier run (or a merge) already broke at ε are not attacked again at ε; they count
+as broken under the name ``earlier runs``, so the run's table is still the worst case
+over both, and :func:`merge_runs` insists on merging the run with what it skipped from.
+
 The checklist of Carlini et al. (2019) and Tramèr et al. (2020) this follows is
 :data:`CHECKLIST`, written beside the table as ``CHECKLIST.md``.
 """
@@ -112,12 +117,34 @@ def _siblings(victims: dict[str, Victim], key: str) -> dict[str, Victim]:
     return {k: w for k, w in victims.items() if k != key and is_triple(w) and w.model is v.model}
 
 
+def earlier_breaks(robust: dict, eps_255) -> dict:
+    """What an earlier robust run (or a merge) broke, as a later run's ``skip``: ``{goal: {network: [a set
+    per ε of eps_255]}}``, the union over its attacks (and what it skipped) at the largest of its ε that is
+    ≤ that ε (broken inside a smaller ball is broken inside every larger one); empty below its smallest ε."""
+    out: dict = {}
+    skipped = robust.get("skipped", {})
+    for goal in set(robust["broken"]) | set(skipped):
+        for net in set(robust["broken"].get(goal, {})) | set(skipped.get(goal, {})):
+            lists = [*robust["broken"].get(goal, {}).get(net, {}).values(), *([skipped[goal][net]]
+                                                                             if net in skipped.get(goal, {}) else [])]
+            sets = []
+            for e in eps_255:
+                js = [j for j, e2 in enumerate(robust["eps_255"]) if e2 <= e]
+                sets.append(set().union(*(set(li[js[-1]]) for li in lists)) if js else set())
+            out.setdefault(goal, {})[net] = sets
+    return out
+
+
 def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec], eps_255=EPS_255,
-               goals=GOALS, progress: bool = True, device: torch.device | None = None) -> dict:
-    """Attack this rank's images; returns ``{"indices", "broken", "image_evaluations"}`` where
-    ``broken[goal][network][attack]`` lists, per ε, the scene indices that attack broke at that ε or below."""
+               goals=GOALS, progress: bool = True, device: torch.device | None = None, skip: dict | None = None) -> dict:
+    """Attack this rank's images; returns ``{"indices", "broken", "skipped", "image_evaluations"}`` where
+    ``broken[goal][network][attack]`` lists, per ε, the scene indices that attack broke at that ε or below, and
+    ``skipped[goal][network]`` those of ``skip`` (:func:`earlier_breaks`) that were not attacked."""
     x, y, idx = ts.images.to(device or "cpu"), ts.labels, ts.indices
     n = len(ts)
+    mine_idx = {int(i) for i in idx}
+    skipped = {g: {k: [sorted(s & mine_idx) for s in skip[g][k]] for k in victims if k in skip.get(g, {})}
+               for g in goals if skip and g in skip}
     jobs = sum(s.applies(k, v, g) for s in suite for k, v in victims.items() for g in goals) * len(eps_255)
     bar = Progress(jobs, "robust (attack runs)", progress)
     broken: dict = {g: {k: {s.name: [set() for _ in eps_255] for s in suite if s.applies(k, v, g)}
@@ -128,7 +155,8 @@ def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec],
             mine = broken[goal][key]
             sibs = _siblings(victims, key)
             for j, e in enumerate(eps_255):
-                done = set().union(*(s[j] for s in mine.values()), *(s[j - 1] for s in mine.values() if j))
+                done = set().union(*(s[j] for s in mine.values()), *(s[j - 1] for s in mine.values() if j),
+                                   skipped.get(goal, {}).get(key, [()] * len(eps_255))[j])
                 for spec in suite:
                     if not spec.applies(key, victim, goal):
                         continue
@@ -152,14 +180,19 @@ def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec],
                 for j in range(1, len(sets)):
                     sets[j] |= sets[j - 1]
                 broken[goal][key][name] = [sorted(s) for s in sets]
-    return {"indices": [int(i) for i in idx], "broken": broken, "image_evaluations": evaluations}
+    return {"indices": [int(i) for i in idx], "broken": broken, "skipped": skipped, "image_evaluations": evaluations}
 
 
 def merge_rank_parts(parts: list[dict]) -> dict:
-    """Rank results (disjoint images) → one: indices and broken lists concatenated."""
-    out = {"indices": sorted(i for p in parts for i in p["indices"]), "broken": {},
+    """Rank results (disjoint images) → one: indices, broken and skipped lists concatenated."""
+    out = {"indices": sorted(i for p in parts for i in p["indices"]), "broken": {}, "skipped": {},
            "image_evaluations": sum(p["image_evaluations"] for p in parts)}
     for p in parts:
+        for goal, nets_ in p.get("skipped", {}).items():
+            for net, lists in nets_.items():
+                cur = out["skipped"].setdefault(goal, {}).setdefault(net, [[] for _ in lists])
+                for j, li in enumerate(lists):
+                    cur[j] = sorted(cur[j] + li)
         for goal, nets_ in p["broken"].items():
             for net, by_attack in nets_.items():
                 for name, lists in by_attack.items():
@@ -263,6 +296,7 @@ def merge_runs(robusts: list[dict]) -> dict:
                         for j, e2 in enumerate(eps):
                             if e2 >= e:
                                 cur[j] |= set(hits) & keep
+    _check_skips_covered(robusts, broken, eps, keep)
     broken = {g: {n: {a: [sorted(s) for s in v] for a, v in by.items()} for n, by in nets_.items()}
               for g, nets_ in broken.items()}
     first = robusts[0]["meta"]
@@ -277,6 +311,21 @@ def merge_runs(robusts: list[dict]) -> dict:
     return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]},
                          {a: d for r in robusts for a, d in r["attacks"].items()},
                          sum(r["image_evaluations"] for r in robusts), broken, ran)
+
+
+def _check_skips_covered(robusts: list[dict], broken: dict, eps: list[int], keep: set):
+    """A run that skipped what earlier runs broke merges only with runs that break those images again."""
+    for r in robusts:
+        for goal, nets_ in r.get("skipped", {}).items():
+            for net, lists in nets_.items():
+                by_attack = broken.get(goal, {}).get(net, {})
+                for e, li in zip(r["eps_255"], lists, strict=True):
+                    union = set().union(*(v[eps.index(e)] for v in by_attack.values()))
+                    if missing := (set(li) & keep) - union:
+                        raise ValueError(
+                            f"a run skipped {len(missing)} image(s) at ε = {e}/255 ({goal}, {net}) because "
+                            f"{r['meta'].get('skip_broken', 'an earlier run')} had broken them; merge it with the "
+                            "runs that broke them")
 
 
 def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
@@ -297,13 +346,16 @@ def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
 
 
 def robust_record(meta: dict, eps_255, indices: list[int], networks, attacks: dict, image_evaluations: int,
-                  broken: dict, ran: dict | None = None) -> dict:
+                  broken: dict, ran: dict | None = None, skipped: dict | None = None) -> dict:
     """The robust.json of a run (or of merged runs, with ``ran``: which ε each attack reached on each
-    network): the broken sets, their table and the sanity checks."""
+    network; of a run that skipped what earlier runs broke, with ``skipped``): the broken sets, their table
+    and the sanity checks."""
     robust = {"schema": SCHEMA, "per_image_worst_case": True, "meta": meta, "eps_255": list(eps_255),
               "n_images": len(indices), "indices": indices, "networks": network_order(networks), "attacks": attacks,
               "image_evaluations": image_evaluations, "broken": broken,
-              "table": robust_table(broken, len(indices), list(eps_255), ran)}
+              "table": robust_table(broken, len(indices), list(eps_255), ran, skipped)}
+    if skipped:
+        robust["skipped"] = skipped
     robust["sanity"] = sanity_checks(robust)
     return robust
 
@@ -318,7 +370,8 @@ def broken_by_class(robust: dict, label_of: dict[int, str]) -> dict:
         for net, by_attack in nets_.items():
             rows = out.setdefault(goal, {}).setdefault(net, {})
             for j, entry in enumerate(robust["table"][goal][net]):
-                union = set().union(*(set(v[j]) for v in by_attack.values()))
+                skipped = robust.get("skipped", {}).get(goal, {}).get(net, [()] * len(robust["eps_255"]))
+                union = set().union(*(set(v[j]) for v in by_attack.values()), skipped[j])
                 rows[str(entry["eps_255"])] = None if entry["accuracy"] is None else {
                     c: sum(label_of[i] == c for i in union) for c in classes}
     return out

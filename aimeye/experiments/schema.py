@@ -16,11 +16,16 @@ SCHEMA = 2
 ROW_KEYS = ("goal", "network", "index", "label", "target", "theta", "steps", "success", "verdict", "distortion",
             "linf", "l2", "ssim")
 GALLERY_KEYS = ("network", "index", "label", "target", "steps", "distortion", "original", "adversarial", "rotation")
+EARLIER = "earlier runs"  # in a run's table: the images it skipped because earlier runs had broken them
 
 
-def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = None) -> dict:
+def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = None,
+                 skipped: dict | None = None) -> dict:
     """``broken[goal][network][attack]`` = per ε, the scene indices that attack turned → the table:
     per goal and network, one entry per ε with the per-image worst case over all attacks.
+
+    ``skipped[goal][network]`` (a run that skipped what earlier runs broke) = per ε, the indices it did not
+    attack; they count as broken, under the name :data:`EARLIER`.
 
     ``ran[goal][network][attack]`` (merged runs) = the ε that attack was run at; an ε where no attack
     was run on a network gets ``not_run: True`` and no accuracy (breaks carried from a smaller ε would
@@ -36,6 +41,8 @@ def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = No
                                     "by_attack": {}, "only_by": {}, "strongest": None, "not_run": True})
                     continue
                 sets = {a: set(v[j]) for a, v in by_attack.items()}
+                if prior := (skipped or {}).get(goal, {}).get(net):
+                    sets[EARLIER] = set(prior[j])
                 union = set().union(*sets.values()) if sets else set()
                 counts = {a: len(s) for a, s in sets.items()}
                 only = {a: len(s - set().union(*(t for b, t in sets.items() if b != a))) for a, s in sets.items()}
