@@ -121,17 +121,17 @@ def earlier_breaks(robust: dict, eps_255) -> dict:
     """What an earlier robust run (or a merge) broke, as a later run's ``skip``: ``{goal: {network: [a set
     per ε of eps_255]}}``, the union over its attacks (and what it skipped) at the largest of its ε that is
     ≤ that ε (broken inside a smaller ball is broken inside every larger one); empty below its smallest ε."""
+    lists: dict = {}  # (goal, network) → the broken lists of every attack, and the skipped ones
+    for goal, nets_ in robust["broken"].items():
+        for net, by_attack in nets_.items():
+            lists.setdefault((goal, net), []).extend(by_attack.values())
+    for goal, nets_ in robust.get("skipped", {}).items():
+        for net, li in nets_.items():
+            lists.setdefault((goal, net), []).append(li)
+    last = [max((j for j, e2 in enumerate(robust["eps_255"]) if e2 <= e), default=None) for e in eps_255]
     out: dict = {}
-    skipped = robust.get("skipped", {})
-    for goal in set(robust["broken"]) | set(skipped):
-        for net in set(robust["broken"].get(goal, {})) | set(skipped.get(goal, {})):
-            lists = [*robust["broken"].get(goal, {}).get(net, {}).values(), *([skipped[goal][net]]
-                                                                             if net in skipped.get(goal, {}) else [])]
-            sets = []
-            for e in eps_255:
-                js = [j for j, e2 in enumerate(robust["eps_255"]) if e2 <= e]
-                sets.append(set().union(*(set(li[js[-1]]) for li in lists)) if js else set())
-            out.setdefault(goal, {})[net] = sets
+    for (goal, net), ls in lists.items():
+        out.setdefault(goal, {})[net] = [set() if j is None else set().union(*(set(li[j]) for li in ls)) for j in last]
     return out
 
 
@@ -190,16 +190,19 @@ def merge_rank_parts(parts: list[dict]) -> dict:
     for p in parts:
         for goal, nets_ in p.get("skipped", {}).items():
             for net, lists in nets_.items():
-                cur = out["skipped"].setdefault(goal, {}).setdefault(net, [[] for _ in lists])
-                for j, li in enumerate(lists):
-                    cur[j] = sorted(cur[j] + li)
+                _concat(out["skipped"].setdefault(goal, {}), net, lists)
         for goal, nets_ in p["broken"].items():
             for net, by_attack in nets_.items():
                 for name, lists in by_attack.items():
-                    cur = out["broken"].setdefault(goal, {}).setdefault(net, {}).setdefault(name, [[] for _ in lists])
-                    for j, li in enumerate(lists):
-                        cur[j] = sorted(cur[j] + li)
+                    _concat(out["broken"].setdefault(goal, {}).setdefault(net, {}), name, lists)
     return out
+
+
+def _concat(into: dict, key: str, lists: list[list[int]]):
+    """``into[key]`` (per ε, sorted indices) extended by another rank's ``lists``."""
+    cur = into.setdefault(key, [[] for _ in lists])
+    for j, li in enumerate(lists):
+        cur[j] = sorted(cur[j] + li)
 
 
 def network_order(keys) -> list[str]:
