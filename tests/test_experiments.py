@@ -164,6 +164,8 @@ def test_default_suite_covers_every_network_and_extra_sources():
     assert ("apgd-t-dlr", "direct_at", "fp") in on and ("apgd-t-dlr", "direct_at", "fn") not in on
     assert ("transfer(direct)", "direct", "fp") not in on and ("transfer(direct_at)", "direct", "fp") in on
     assert all(s.describe()["options"]["steps"] == 3 for s in suite)
+    assert next(s for s in suite if s.name == "transfer(direct)").describe()["applies"] == {
+        "goals": ["fp", "fn"], "networks": "all", "not_on": "direct"}
 
 
 def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):
@@ -232,6 +234,25 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
         merge_runs([a, _robust([0], [8], {}, sha="b")])
     with pytest.raises(ValueError, match="share no image"):
         merge_runs([a, _robust([9], [8], {})])
+
+
+def test_merge_names_no_gap_where_an_attack_is_not_aimed():
+    from aimeye.experiments.robust import merge_runs
+    from aimeye.experiments.suite import rule_of
+
+    a = _robust([0, 1], [8], {"fn": {"direct": {"apgd-dlr": [[0]]}, "triple@0.7": {"apgd-dlr": [[]]}}},
+                attacks=("apgd-dlr",))
+    b = _robust([0, 1], [8], {"fn": {"triple@0.7": {"adaptive-patch": [[1]]}}}, attacks=("adaptive-patch",))
+    assert merge_runs([a, b])["meta"]["gaps"] == {"fn": {"direct": {"never": ["adaptive-patch"]}}}  # rule unknown
+    m = merge_runs([a, b], rule_of)  # the patch attack is aimed at triple-staged networks only
+    assert m["meta"]["gaps"] == {} and m["attacks"]["adaptive-patch"]["applies"]["networks"] == "triple-staged"
+    b["attacks"]["adaptive-patch"]["applies"] = {"goals": ["fp", "fn"], "networks": "triple-staged"}
+    assert merge_runs([a, b])["meta"]["gaps"] == {}  # a run that recorded its rule needs no rule_of
+    c = _robust([0, 1], [8], {"fn": {"triple@0.7": {"transfer(direct)": [[1]]}}}, attacks=("transfer(direct)",))
+    assert merge_runs([a, c], rule_of)["meta"]["gaps"] == {}  # not aimed at its own source
+    d = _robust([0, 1], [8], {"fn": {"triple@0.7": {"apgd-ce": [[1]]}}}, attacks=("apgd-ce",))
+    assert merge_runs([a, d], rule_of)["meta"]["gaps"] == {"fn": {"direct": {"never": ["apgd-ce"]}}}  # a real gap
+    assert rule_of("apgd-t-dlr") == {"goals": ["fp"], "networks": "all"} and rule_of("giraffe") is None
 
 
 def test_merge_command_on_two_toy_runs(tmp_path, capsys):

@@ -34,7 +34,7 @@ from .robust import (
     victims_for,
 )
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
-from .suite import default_suite
+from .suite import default_suite, rule_of
 from .summary import summarise
 from .testset import GOALS, NETWORKS, SEED, TestSet, add_filters, filter_correct, load_test_set
 
@@ -181,7 +181,7 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
 def merge(paths, out: Path | str, command: str = "", figures: bool = True, png: bool = True) -> results.Run:
     """Merge the robust.json of several results folders (the same checkpoints; see :func:`.robust.merge_runs`)
     into ``out``: one per-image worst case over every attack of every run."""
-    merged = merge_runs([_read_robust(p) for p in paths])
+    merged = merge_runs([_read_robust(p) for p in paths], rule_of)
     if command:
         merged["meta"]["commands"].append(command)
     _write_robust(Path(out), merged)

@@ -49,18 +49,40 @@ EPS_255 = (1, 2, 4, 8, 16, 32)
 @dataclass
 class AttackSpec:
     """One attack of the suite: ``fn(victim, x, y, goal, eps, **options) -> AttackResult`` (the uniform call).
-    ``applies(key, victim, goal)`` says which networks and goals it attacks (default: all)."""
+    Which networks and goals it attacks is declared, so that a results folder can record it: ``goals``,
+    ``triple_only`` (only the triple-staged networks) and ``not_on`` (a network it is not aimed at, e.g. a
+    transfer attack's own source)."""
 
     name: str
     fn: Callable
     options: dict = field(default_factory=dict)
-    applies: Callable[[str, Victim, str], bool] = lambda key, victim, goal: True
+    goals: tuple[str, ...] = GOALS
+    triple_only: bool = False
+    not_on: str | None = None
     about: str = ""
+
+    def applies(self, key: str, victim: Victim, goal: str) -> bool:
+        return goal in self.goals and key != self.not_on and (is_triple(victim) or not self.triple_only)
+
+    def rule(self) -> dict:
+        """The declaration as robust.json records it (``attacks[name]["applies"]``; see :func:`rule_applies`)."""
+        return {"goals": list(self.goals), "networks": "triple-staged" if self.triple_only else "all",
+                **({"not_on": self.not_on} if self.not_on else {})}
 
     def describe(self) -> dict:
         opts = {k: (v if isinstance(v, (int, float, str, bool, type(None))) else getattr(v, "name", repr(v)))
                 for k, v in self.options.items()}
-        return {"about": self.about, "function": f"{self.fn.__module__}.{self.fn.__name__}", "options": opts}
+        return {"about": self.about, "function": f"{self.fn.__module__}.{self.fn.__name__}", "options": opts,
+                "applies": self.rule()}
+
+
+def rule_applies(rule: dict | None, key: str, goal: str) -> bool:
+    """Whether an attack with the recorded ``rule`` (:meth:`AttackSpec.rule`; None: unknown, so yes) is aimed
+    at the network with result key ``key`` for ``goal``. A merge knows networks only by their keys; the
+    triple-staged ones are those with ``@θ`` (:func:`victims_for`, :func:`extra_victims`)."""
+    if rule is None:
+        return True
+    return goal in rule["goals"] and key != rule.get("not_on") and (rule["networks"] == "all" or "@" in key)
 
 
 def extra_victims(extra: dict | None, thetas=THETAS) -> dict[str, Victim]:
@@ -270,7 +292,7 @@ def sanity_checks(robust: dict) -> dict:
     return {"monotone": mono, "direct_accuracy_at_max_eps": direct, "transfer_only": transfer_only}
 
 
-def merge_runs(robusts: list[dict]) -> dict:
+def merge_runs(robusts: list[dict], rule_of: Callable[[str], dict | None] = lambda name: None) -> dict:
     """Several robust.json of the same networks (same checkpoints) → one per-image worst case.
 
     An image counts as broken at ε when an attack of *any* of the runs broke it at that ε or below (an
@@ -278,7 +300,8 @@ def merge_runs(robusts: list[dict]) -> dict:
     more restarts, or other ε) is one attack whose breaks are united. Only the images every run kept are
     scored (the runs' filters may keep different images); the ε are those of any run. Where an attack did
     not reach a network at every ε, or at all (a run that left the network out), ``meta["gaps"]`` says so,
-    and the README names it."""
+    and the README names it; an attack not aimed at a network (its ``applies`` rule; ``rule_of(name)`` for runs
+    that did not record one, e.g. :func:`.suite.rule_of`) is no gap there."""
     if len(robusts) < 2:
         raise ValueError("merge takes two robust runs or more")
     if any(r["meta"].get("checkpoints_sha256") != robusts[0]["meta"].get("checkpoints_sha256") for r in robusts):
@@ -310,9 +333,11 @@ def merge_runs(robusts: list[dict]) -> dict:
                             for r in robusts]}
     meta.pop("filter", None)
     meta["goals"] = [g for g in GOALS if g in broken]
-    meta["gaps"] = _gaps(robusts, ran, eps)
-    return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]},
-                         {a: d for r in robusts for a, d in r["attacks"].items()},
+    attacks = {a: d for r in robusts for a, d in r["attacks"].items()}
+    attacks = {a: d if "applies" in d or rule_of(a) is None else {**d, "applies": rule_of(a)}
+               for a, d in attacks.items()}
+    meta["gaps"] = _gaps(robusts, ran, eps, attacks)
+    return robust_record(meta, eps, sorted(keep), {n for r in robusts for n in r["networks"]}, attacks,
                          sum(r["image_evaluations"] for r in robusts), broken, ran)
 
 
@@ -331,16 +356,17 @@ def _check_skips_covered(robusts: list[dict], broken: dict, eps: list[int], keep
                             "runs that broke them")
 
 
-def _gaps(robusts: list[dict], ran: dict, eps: list[int]) -> dict:
-    """Per goal and network: ``never`` (attacks of the goal that no run aimed at this network, although no
-    run that had both found the attack inapplicable to it) and ``eps_missing`` (attack → the ε it was not
-    run at on this network)."""
+def _gaps(robusts: list[dict], ran: dict, eps: list[int], attacks: dict) -> dict:
+    """Per goal and network: ``never`` (attacks of the goal that no run aimed at this network, although
+    their rule aims them at it and no run that had both found the attack inapplicable to it) and
+    ``eps_missing`` (attack → the ε it was not run at on this network)."""
     gaps: dict = {}
     for goal, nets_ in ran.items():
         runs = [r["broken"][goal] for r in robusts if goal in r["broken"]]
         for net, by_attack in nets_.items():
             never = [a for a in sorted({a for by in nets_.values() for a in by} - set(by_attack))
-                     if not any(net in r and any(a in by for by in r.values()) for r in runs)]
+                     if rule_applies(attacks.get(a, {}).get("applies"), net, goal)
+                     and not any(net in r and any(a in by for by in r.values()) for r in runs)]
             missing = {a: [e for e in eps if e not in done] for a, done in by_attack.items() if set(eps) - done}
             g = {k: v for k, v in (("never", never), ("eps_missing", missing)) if v}
             if g:
