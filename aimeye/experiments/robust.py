@@ -183,10 +183,12 @@ def run_robust(victims: dict[str, Victim], ts: TestSet, suite: list[AttackSpec],
                     if not spec.applies(key, victim, goal):
                         continue
                     cand = torch.tensor([i for i in range(n) if int(idx[i]) not in done], dtype=torch.long)
-                    bar(1)
                     if not len(cand):
+                        bar(1)
                         continue
+                    bar.now(f"{goal} {key} ε={e}/255 {spec.name} on {len(cand)} image(s)")
                     r = spec.fn(victim, x[cand], y[cand], goal, e / 255, **spec.options)
+                    bar(1)
                     evaluations += int(r.steps.sum())
                     hit = {int(idx[cand[i]]) for i in torch.nonzero(r.success.cpu()).flatten()}
                     mine[spec.name][j] |= hit

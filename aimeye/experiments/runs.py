@@ -28,7 +28,7 @@ GALLERY_CLASS = 0  # monkey, as in the paper's Fig. 5
 FGSM_THETA = 0.45  # the victim θ of the shared triple trajectory (every θ's stop is recorded)
 TRIPLE_BATCH = 4  # the triple network runs fastest on CPU in small pools (benchmarks/bench_attacks.py)
 class Progress:
-    """A tqdm bar on stderr (or nothing); ``bar(k)`` advances by k."""
+    """A tqdm bar on stderr (or nothing); ``bar(k)`` advances by k, ``bar.now(text)`` says what runs now."""
 
     def __init__(self, total: int, desc: str, enabled: bool):
         self.bar = None
@@ -40,6 +40,10 @@ class Progress:
     def __call__(self, k: int = 1):
         if self.bar is not None:
             self.bar.update(k)
+
+    def now(self, text: str):
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
 
     def close(self):
         if self.bar is not None:
