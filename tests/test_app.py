@@ -383,6 +383,10 @@ def test_experiments_show_every_results_folder(monkeypatch, results_root):
     no_exception(at)
     runs = sorted(p.name for p in results_root.iterdir() if p.name.startswith("results"))
     assert [t.label.split(":")[0] for t in at.tabs] == runs
+    # the fake checkpoints are not the weights any committed result was made with, and the page says so
+    warned = texts(at.warning)
+    assert len(warned) >= len(runs) and all("Made with other weights than the shipped ones" in w for w in warned)
+    assert "the comparator (" in warned[0]
     cells = [str(v) for d in at.dataframe for v in d.value.to_numpy().ravel()]
     assert "≥ 100" in cells, "a censored median reads ≥ cap"
     robust = [str(v) for t in at.table for v in t.value.to_numpy().ravel()]

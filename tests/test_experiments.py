@@ -341,3 +341,14 @@ def test_classes_command_counts_the_shipped_24_image_run_per_class(tmp_path, cap
     with pytest.raises(SystemExit) as e:
         cli.main(["experiment", "classes", str(tmp_path / "nothing")])
     assert "holds no robust.json" in str(e.value)
+
+
+def test_other_weights_names_the_stages_a_result_was_not_made_with(fake_root):
+    from aimeye import checkpoints
+
+    shipped = {s: checkpoints.read_sidecar(s, fake_root)["sha256"] for s in ("comparator", "direct")}
+    assert experiments.other_weights(shipped, fake_root) == {}
+    made = shipped | {"comparator": "0" * 64, "no-such-stage": "1" * 64}
+    assert experiments.other_weights(made, fake_root) == {"comparator": ("0" * 64, shipped["comparator"]),
+                                                          "no-such-stage": ("1" * 64, None)}
+    assert experiments.other_weights({}, fake_root) == {}  # nothing recorded: nothing to warn about

@@ -10,7 +10,8 @@ import streamlit as st
 from aimeye.app import env
 from aimeye.app.live import small_experiment
 from aimeye.app.tables import filter_rows, robust_rows, success_rows, table1_rows
-from aimeye.experiments import format_median
+from aimeye.app.wording import other_weights_text
+from aimeye.experiments import format_median, other_weights
 from aimeye.figures.app import live_figure
 from aimeye.figures.experiments import box_figure, gallery_image, robust_figure
 from aimeye.paper import GOAL_TITLES, NETWORK_LABELS, NETWORKS, network_label
@@ -24,6 +25,8 @@ metrics = env.load_metrics(ui.root())
 if metrics is None:
     ui.missing("Table 1 (`checkpoints/metrics.json`)", env.EVALUATE_COMMAND)
 else:
+    if changed := other_weights(metrics.get("checkpoints_sha256") or {}, ui.root()):
+        st.warning(other_weights_text(changed), icon=":material/history:")
     st.dataframe(table1_rows(metrics), hide_index=True)
     st.caption(f"{metrics.get('n_per_class', '?')} held-out scenes per class; the paper used 10,000 per class. "
                f"Made by `{env.EVALUATE_COMMAND}`.")
@@ -37,6 +40,8 @@ for info, tab in zip(infos, st.tabs([f"{i.name}: {i.label}" for i in infos]) if 
         run = ui.run(info.path)
         st.markdown(f"**{info.label}**" + (f", {info.n_attacked} test images attacked" if info.n_attacked else "")
                     + (f", {info.wall_time_s / 60:.0f} min" if info.wall_time_s else ""))
+        if changed := other_weights(info.checkpoints_sha256, ui.root()):
+            st.warning(other_weights_text(changed), icon=":material/history:")
         for note in info.notes:
             st.caption(note)
         with st.expander("the commands that made it"):

@@ -54,3 +54,12 @@ def drawing_heading(network: str, step: int) -> str:
     user-facing name from :data:`aimeye.paper.NETWORK_LABELS`)."""
     return (f"**{network_title(network)}: what it draws at step {step}, and how well it matches** "
             "(similarity × where the drawing counts)")
+
+
+def other_weights_text(changed: dict[str, tuple[str, str | None]]) -> str:
+    """A warning over a result made with other weights than the shipped ones (``changed`` from
+    :func:`aimeye.experiments.other_weights`): which stages, by the first digits of their sha256."""
+    parts = [f"the {stage.replace('-', ' + ')} ({made[:8]}…, shipped: {now[:8] + '…' if now else 'none'})"
+             for stage, (made, now) in changed.items()]
+    return ("Made with other weights than the shipped ones for " + ", ".join(parts) + ". These figures describe "
+            "that earlier network, not the one the other pages run; rerunning the commands measures the shipped one.")

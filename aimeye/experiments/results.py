@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..attacks.victims import parse_network
+from ..checkpoints import CheckpointError, read_sidecar
 from .schema import ROW_KEYS, SCHEMA, normalise_robust, robust_rates, robust_table  # noqa: F401 (re-exported)
 from .summary import summarise
 
@@ -126,6 +127,21 @@ class Run:
         """(median, exact) of ``key`` ∈ {steps, distortion, ssim}; exact False: a lower bound."""
         st = ((self.summary or {}).get(goal) or {}).get(network, {}).get(key) or {}
         return st.get("median"), bool(st.get("median_exact", True))
+
+
+def other_weights(made_with: dict, root: Path | str | None = None) -> dict[str, tuple[str, str | None]]:
+    """The stages whose weights differ between a result (its recorded ``checkpoints_sha256``) and
+    the checkpoints in ``root``: ``{stage: (sha256 it was made with, sha256 in root or None)}``.
+    Such a result describes other networks than the ones that would run now."""
+    out = {}
+    for stage, sha in sorted(made_with.items()):
+        try:
+            now = read_sidecar(stage, root).get("sha256")
+        except CheckpointError:
+            now = None
+        if sha and sha != now:
+            out[stage] = (sha, now)
+    return out
 
 
 def format_median(value: float | None, exact: bool, fmt: str = "{:g}") -> str:
