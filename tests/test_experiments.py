@@ -232,6 +232,12 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     assert by["fp"]["direct"]["4"] == {"monkey": 0, "penguin": 0, "aeroplane": 1}  # run c's break of image 3
     with pytest.raises(ValueError, match="different checkpoints"):
         merge_runs([a, _robust([0], [8], {}, sha="b")])
+    # a run that also recorded the adversarially trained stages merges with one that did not, and the
+    # merge keeps every stage's sha256
+    later = _robust([0], [8], {})
+    later["meta"]["checkpoints_sha256"] = {**later["meta"]["checkpoints_sha256"], "comparator-at": "c"}
+    assert merge_runs([a, later])["meta"]["checkpoints_sha256"] == {
+        **a["meta"]["checkpoints_sha256"], "comparator-at": "c"}
     with pytest.raises(ValueError, match="share no image"):
         merge_runs([a, _robust([9], [8], {})])
 
@@ -352,3 +358,13 @@ def test_other_weights_names_the_stages_a_result_was_not_made_with(fake_root):
     assert experiments.other_weights(made, fake_root) == {"comparator": ("0" * 64, shipped["comparator"]),
                                                           "no-such-stage": ("1" * 64, None)}
     assert experiments.other_weights({}, fake_root) == {}  # nothing recorded: nothing to warn about
+
+
+def test_results_record_the_weights_of_every_network_loaded():
+    from aimeye.checkpoints import load_models, read_sidecar
+    from aimeye.experiments.main import model_shas
+    from aimeye.paper import AT_STAGES, STAGES
+
+    shas = model_shas(load_models())  # the shipped checkpoints, adversarially trained stages included
+    assert set(shas) == {*STAGES, *AT_STAGES}
+    assert all(shas[s] == read_sidecar(s)["sha256"] for s in shas)

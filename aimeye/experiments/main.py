@@ -31,6 +31,7 @@ from .robust import (
     merge_runs,
     robust_record,
     run_robust,
+    same_weights,
     victims_for,
 )
 from .runs import TRIPLE_BATCH, cat_gallery, run_goal, sort_rows
@@ -40,13 +41,15 @@ from .testset import GOALS, NETWORKS, SEED, TestSet, add_filters, filter_correct
 
 DEFAULT_OUT = results.DEFAULT_ROOT / "results"
 WHAT = {"fig4": ("fp",), "fig6": ("fn",), "all": ("fp", "fn"), "robust": (), "fig5": ()}
-CONFIG_KEYS = ("n_per_class", "max_steps", "seed", "checkpoints_sha256")  # rows of another config are stale
+CONFIG_KEYS = ("n_per_class", "max_steps", "seed")  # rows of another config, or other weights, are stale
 
 
 def model_shas(models) -> dict:
     """The sha256 of every stage's weights (empty for models without sidecars, e.g. toys)."""
+    loaded = STAGES + ("direct-at",) * (getattr(models, "direct_at", None) is not None) + (
+        ("estimator-at", "comparator-at") if getattr(models, "triple_at", None) is not None else ())
     try:
-        return {s: models.sidecar(s).get("sha256") for s in STAGES}
+        return {s: models.sidecar(s).get("sha256") for s in loaded}
     except (AttributeError, checkpoints.CheckpointError):
         return {}
 
@@ -156,7 +159,7 @@ def _run(what, n_per_class, ranks, dev, *, models, testset, max_steps, out, batc
         skip = None
         if skip_broken is not None:
             earlier = _read_robust(skip_broken)
-            if earlier["meta"].get("checkpoints_sha256") != shas:
+            if not same_weights(earlier["meta"].get("checkpoints_sha256"), shas):
                 raise ValueError(f"{skip_broken} attacked other checkpoints (checkpoints_sha256 differs)")
             skip = earlier_breaks(earlier, eps_255)
             meta["skip_broken"] = str(skip_broken)
@@ -226,7 +229,8 @@ def _write_fgsm(out: Path, parts: list[dict], goals, meta: dict, t_start: float)
         filt = add_filters(filt, p["filter"])
     rows = [r for p in parts for r in p["rows"]]
     old = results.read_json(out / "attacks.json")
-    same = old is not None and all(old["meta"].get(k) == meta[k] for k in CONFIG_KEYS)
+    same = old is not None and all(old["meta"].get(k) == meta[k] for k in CONFIG_KEYS) and same_weights(
+        old["meta"].get("checkpoints_sha256"), meta["checkpoints_sha256"])
     if same:
         rows += [r for r in old["attacks"] if r["goal"] not in goals]
     else:

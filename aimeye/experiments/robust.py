@@ -294,6 +294,13 @@ def sanity_checks(robust: dict) -> dict:
     return {"monotone": mono, "direct_accuracy_at_max_eps": direct, "transfer_only": transfer_only}
 
 
+def same_weights(a: dict | None, b: dict | None) -> bool:
+    """Whether two results attacked the same networks: every stage both recorded has the same sha256.
+    (Runs before the adversarially trained stages were recorded name only the five paper stages.)"""
+    a, b = a or {}, b or {}
+    return all(a[k] == b[k] for k in a.keys() & b.keys())
+
+
 def merge_runs(robusts: list[dict], rule_of: Callable[[str], dict | None] = lambda name: None) -> dict:
     """Several robust.json of the same networks (same checkpoints) → one per-image worst case.
 
@@ -306,7 +313,8 @@ def merge_runs(robusts: list[dict], rule_of: Callable[[str], dict | None] = lamb
     that did not record one, e.g. :func:`.suite.rule_of`) is no gap there."""
     if len(robusts) < 2:
         raise ValueError("merge takes two robust runs or more")
-    if any(r["meta"].get("checkpoints_sha256") != robusts[0]["meta"].get("checkpoints_sha256") for r in robusts):
+    if not all(same_weights(r["meta"].get("checkpoints_sha256"), robusts[0]["meta"].get("checkpoints_sha256"))
+               for r in robusts):
         raise ValueError("the runs attacked different checkpoints (checkpoints_sha256 differs); they cannot be merged")
     keep = set.intersection(*(set(r["indices"]) for r in robusts))
     eps = sorted(set().union(*(r["eps_255"] for r in robusts)))
@@ -329,6 +337,7 @@ def merge_runs(robusts: list[dict], rule_of: Callable[[str], dict | None] = lamb
               for g, nets_ in broken.items()}
     first = robusts[0]["meta"]
     meta = {**first, "commands": [c for r in robusts for c in r["meta"].get("commands", [])],
+            "checkpoints_sha256": {k: v for r in robusts for k, v in (r["meta"].get("checkpoints_sha256") or {}).items()},
             "wall_time_s": round(sum(r["meta"].get("wall_time_s", 0) for r in robusts), 1),
             "merged_from": [{"n_images": r["n_images"], "eps_255": r["eps_255"], "attacks": list(r["attacks"]),
                              "filter": r["meta"].get("filter"), "commands": r["meta"].get("commands", [])}
