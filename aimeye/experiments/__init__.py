@@ -13,16 +13,16 @@ Figures live in :mod:`aimeye.figures.experiments`, the command line in
 from ..runtime import DeviceError
 from .main import by_class, merge, run
 from .results import (
-                      SCHEMA,
-                      Run,
-                      RunInfo,
-                      format_median,
-                      list_runs,
-                      load_gallery,
-                      load_run,
-                      other_weights,
-                      read_json,
-                      write_csv,
+    SCHEMA,
+    Run,
+    RunInfo,
+    format_median,
+    list_runs,
+    load_gallery,
+    load_run,
+    other_weights,
+    read_json,
+    write_csv,
 )
 from .robust import EPS_255
 from .stats import box_stats, wilson_ci
@@ -30,5 +30,5 @@ from .summary import summarise
 from .testset import GOALS, NETWORKS, TestSet, load_test_set
 
 __all__ = ["EPS_255", "GOALS", "NETWORKS", "SCHEMA", "DeviceError", "Run", "RunInfo", "TestSet", "box_stats", "by_class",
-           "format_median", "list_runs", "load_gallery", "load_run", "load_test_set", "merge", "other_weights", "read_json", "run",
-           "summarise", "wilson_ci", "write_csv"]
+           "format_median", "list_runs", "load_gallery", "load_run", "load_test_set", "merge", "other_weights",
+           "read_json", "run", "summarise", "wilson_ci", "write_csv"]
