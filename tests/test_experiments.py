@@ -134,6 +134,15 @@ def test_figures_and_png_fallbacks(tmp_path):
     assert how.startswith("pil") and (tmp_path / "c.png").exists()
 
 
+def test_fallback_axis_ticks_are_round_and_cover_the_range():
+    from aimeye.figures.experiments import nice_ticks
+
+    assert nice_ticks(1050) == [0, 200, 400, 600, 800, 1000]  # was 0, 262, 525, 788, 1.05e3
+    assert nice_ticks(0.233) == [0, 0.05, 0.1, 0.15, 0.2]
+    assert nice_ticks(1.0) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(0) == [0] and nice_ticks(float("nan")) == [0]
+
+
 def test_cli_messages_instead_of_tracebacks(tmp_path, capsys, monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("this machine has a GPU")

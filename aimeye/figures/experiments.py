@@ -42,9 +42,9 @@ def box_figure(summary: dict, goal: str):
     from plotly.subplots import make_subplots
 
     cap = summary["meta"].get("max_steps")
-    fig = make_subplots(1, 2, shared_yaxes=True, horizontal_spacing=0.03,
-                        subplot_titles=(f"FGSM steps of 1/255 (failed attacks count as the cap, {cap})",
-                                        "distortion: RMS of x̃ − x (= the paper's 1/255·RMS)"))
+    fig = make_subplots(1, 2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=(f"FGSM steps of 1/255 (a failure counts as the cap, {cap})",
+                                        "distortion: RMS of x̃ − x"))
     nets_ = _networks(summary[goal])
     for col, key in ((1, "steps"), (2, "distortion")):
         for net in nets_:
@@ -106,6 +106,16 @@ def font(size: int = 12):
     return ImageFont.load_default(size=size)
 
 
+def nice_ticks(hi: float, most: int = 6) -> list[float]:
+    """Round ticks 0, s, 2s, … ≤ hi with s one of 1, 2, 5 × 10^k and at most ``most`` of them."""
+    if not hi > 0:
+        return [0.0]
+    for s in (m * 10.0 ** k for k in range(int(np.floor(np.log10(hi))) - 1, 30) for m in (1, 2, 5)):
+        if hi / s < most:
+            return [float(v) for v in np.arange(0, hi + s * 1e-9, s).round(12)]
+    return [0.0, hi]
+
+
 def pil_boxes(summary: dict, goal: str, path: Path):
     """The box figure drawn with PIL (used when kaleido/Chrome cannot write the PNG)."""
     from PIL import Image, ImageDraw
@@ -115,10 +125,12 @@ def pil_boxes(summary: dict, goal: str, path: Path):
     h = top + row_h * len(nets_) + 60
     im = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(im)
-    d.text((10, 10), GOAL_TITLES[goal], fill="black", font=font(16))
+    d.text((10, 6), GOAL_TITLES[goal], fill="black", font=font(16))
     cap = summary["meta"].get("max_steps")
-    for x0, x1, key, title in ((left, 770, "steps", f"FGSM steps (cap {cap} = failed)"),
-                               (800, w - 20, "distortion", "distortion (RMS of x̃ − x)")):
+    d.text((10, 34), "whiskers: 2nd/98th percentile; ≥: a median decided by failed attacks", fill="#555555",
+           font=font(11))
+    for x0, x1, key, title in ((left, 740, "steps", f"FGSM steps (cap {cap} = failed)"),
+                               (800, w - 30, "distortion", "distortion (RMS of x̃ − x)")):
         hi = max([summary[goal][n][key]["p98"] for n in nets_] or [1.0]) * 1.05 or 1.0
         d.text((x0, 40), title, fill="black", font=font(13))
 
@@ -127,8 +139,9 @@ def pil_boxes(summary: dict, goal: str, path: Path):
 
         base = top + row_h * len(nets_)
         d.line([(x0, base), (x1, base)], fill="black")
-        for t in np.linspace(0, hi, 5):
-            d.text((sx(t) - 10, base + 5), f"{t:.3g}", fill="black", font=font(11))
+        for t in nice_ticks(hi):
+            d.line([(sx(t), top), (sx(t), base)], fill="#e6e6e6")
+            d.text((sx(t), base + 5), f"{t:g}", fill="black", font=font(11), anchor="ma")
         for i, net in enumerate(nets_):
             st = summary[goal][net][key]
             yc = top + row_h * i + row_h // 2
@@ -151,18 +164,34 @@ def pil_robust(robust: dict, path: Path):
     d.text((10, 10), f"Robust accuracy vs ε ({robust['n_images']} images, worst case over attacks)", fill="black",
            font=font(16))
     eps = robust["eps_255"]
+    legend_x = 60
     for p, goal in enumerate(g for g in ("fp", "fn") if g in robust["table"]):
         x0, x1, y0, y1 = 60 + p * 580, 560 + p * 580, 60, 400
         d.rectangle([x0, y0, x1, y1], outline="black")
-        d.text((x0, y1 + 25), f"{goal}: ε (grey levels of 255) →   robust accuracy ↑", fill="black", font=font(13))
+        d.text((x0, y1 + 25), {"fp": "false positive", "fn": "false negative"}[goal]
+               + ": ε (grey levels of 255) →   robust accuracy ↑", fill="black", font=font(13))
+        def sx(j, x0=x0, x1=x1):
+            return x0 + 20 + (x1 - x0 - 40) * j / max(1, len(eps) - 1)
+
+        def sy(a, y0=y0, y1=y1):
+            return y1 - (y1 - y0) * a
+
+        for a in (0, 0.2, 0.4, 0.6, 0.8, 1.0):
+            d.line([(x0, sy(a)), (x1, sy(a))], fill="#e6e6e6")
+            d.text((x0 - 6, sy(a)), f"{a:g}", fill="black", font=font(11), anchor="rm")
         for j, e in enumerate(eps):
-            d.text((x0 + (x1 - x0) * j / max(1, len(eps) - 1) - 5, y1 + 5), str(e), fill="black", font=font(11))
+            d.text((sx(j), y1 + 5), str(e), fill="black", font=font(11), anchor="ma")
         for k, (net, es) in enumerate(robust["table"][goal].items()):
-            pts = [(x0 + (x1 - x0) * j / max(1, len(eps) - 1), y1 - (y1 - y0) * e["accuracy"])
-                   for j, e in enumerate(es) if e["accuracy"] is not None]  # an ε not run: no point
-            d.line(pts, fill=network_colour(net), width=2)
-            if p == 0:
-                d.text((70, 70 + 16 * k), network_label(net), fill=network_colour(net), font=font(12))
+            c = network_colour(net)
+            run = [(j, e) for j, e in enumerate(es) if e["accuracy"] is not None]  # an ε not run: no point
+            d.line([(sx(j), sy(e["accuracy"])) for j, e in run], fill=c, width=2)
+            for j, e in run:
+                if e.get("ci95"):
+                    d.line([(sx(j), sy(e["ci95"][0])), (sx(j), sy(e["ci95"][1]))], fill=c, width=1)
+                d.ellipse([sx(j) - 3, sy(e["accuracy"]) - 3, sx(j) + 3, sy(e["accuracy"]) + 3], fill=c)
+            if p == 0:  # one legend row under both panels
+                d.text((legend_x, HEIGHT - 28), network_label(net), fill=c, font=font(12))
+                legend_x += d.textlength(network_label(net), font=font(12)) + 28
     im.save(path)
 
 
