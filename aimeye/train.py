@@ -237,8 +237,11 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
         raise ValueError(f"--batch {cfg.batch} must be divisible by the {ranks.world} processes")
     torch.manual_seed(cfg.seed)
     spec = STAGES[stage]
+    # provenance for the sidecar: the weights this run starts from and the frozen stages it trains against
+    lineage = {"trained_against": _shas(spec.needs, root)} if spec.needs else {}
     if spec.init and model_config is None:
         model = checkpoints.load(spec.init, root).requires_grad_(True)
+        lineage["initialised_from"] = _shas((spec.init,), root)
     else:
         model = nets.build(stage, model_config)
     model = model.to(ranks.device)
@@ -284,7 +287,7 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
         info = {"command": command or "python -m aimeye train " + stage, "seed": cfg.seed,
                 "train_config": asdict(cfg), "wall_time_s": round(wall, 1), "device": str(ranks.device),
                 "processes": ranks.world, "torch_threads": torch.get_num_threads(),
-                "device_name": device_name(ranks.device)}
+                "device_name": device_name(ranks.device), **lineage}
         sidecar = checkpoints.save(stage, model, info, root)
         if evaluate_after:
             sidecar = evaluate.stage_metrics_to_sidecar(stage, root)
@@ -292,6 +295,11 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
     if ranks.distributed:
         sidecar = runtime.gather(sidecar, ranks)[0]  # every rank returns rank 0's sidecar
     return sidecar
+
+
+def _shas(stages, root) -> dict[str, str | None]:
+    """The sha256 each stage's sidecar in ``root`` records."""
+    return {s: checkpoints.read_sidecar(s, root).get("sha256") for s in stages}
 
 
 def device_name(device: torch.device) -> str:

@@ -23,6 +23,9 @@ def test_each_stage_trains_and_ships_a_checkpoint(stage, tmp_path):
                           model_config=TOY[stage])
     assert sidecar["train_config"]["steps"] == 3 and sidecar["processes"] == 1
     assert sidecar["device"] == "cpu" and sidecar["wall_time_s"] >= 0
+    if stage == "comparator":  # the frozen stages that made its training data, by their sha256
+        assert sidecar["trained_against"] == {s: checkpoints.read_sidecar(s, tmp_path)["sha256"]
+                                              for s in ("estimator", "projector")}
     log = [json.loads(line) for line in (tmp_path / "runs" / stage / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [0, 2] and all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
     model = checkpoints.load(stage, tmp_path)
@@ -109,9 +112,17 @@ def test_adversarial_stages_train_on_perturbed_images_inside_the_eps_ball(tmp_pa
     x_adv = adv.fgsm_rs(x, lambda z: torch.nn.functional.cross_entropy(model(z), y))
     assert (x_adv - x).abs().max() <= adv.EPS + 1e-6 and x_adv.min() >= 0 and x_adv.max() <= 1
     assert not any(p.grad is not None for p in model.parameters())  # input gradients only
+    shas = {}
     for stage in (*STAGES, *AT_STAGES):  # the AT stages need the shipped ones they start from
-        train.train(stage, replace(CFG, steps=1), root=tmp_path, runs=tmp_path / "runs", evaluate_after=False,
-                    model_config=TOY[stage.removesuffix("-at")])
+        fine_tuned = stage in ("estimator-at", "comparator-at")  # from the toy checkpoint, at its widths
+        sidecar = train.train(stage, replace(CFG, steps=1), root=tmp_path, runs=tmp_path / "runs",
+                              evaluate_after=False,
+                              model_config=None if fine_tuned else TOY[stage.removesuffix("-at")])
+        shas[stage] = sidecar["sha256"]
+        if fine_tuned:  # the sidecar names the weights it started from
+            assert sidecar["initialised_from"] == {stage.removesuffix("-at"): shas[stage.removesuffix("-at")]}
+    assert checkpoints.read_sidecar("comparator-at", tmp_path)["trained_against"] == {
+        "estimator-at": shas["estimator-at"], "projector": shas["projector"]}
     models = checkpoints.load_models(tmp_path)
     assert isinstance(models.direct_at, nets.DirectClassifier) and not models.direct_at.training
     assert models.triple_at.projector is models.triple.projector  # the drawing stage is shared
