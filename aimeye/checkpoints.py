@@ -73,6 +73,12 @@ def read_sidecar(stage: str, root: Path | str | None = None) -> dict:
                               f"`python -m aimeye train {stage}`") from e
 
 
+def recorded_shas(stages, root: Path | str | None = None) -> dict[str, str | None]:
+    """``{stage: the sha256 its sidecar in root records}``: what a result or a sidecar names as the
+    weights it was made with."""
+    return {s: read_sidecar(s, root).get("sha256") for s in stages}
+
+
 def load(stage: str, root: Path | str | None = None) -> torch.nn.Module:
     """A stage's network in eval mode with frozen parameters, after checking its sha256."""
     wpath, _ = paths(stage, root)

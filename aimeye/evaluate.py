@@ -153,7 +153,7 @@ def table1(n_per_class: int = 2500, models=None, seed: int | None = None, batch:
         **error_table(pred, scores, y),
         "seconds": round(time.time() - t0, 1), "scene_seconds": round(gen_s, 1),
         "device": str(dev), "processes": ranks.world,
-        "checkpoints_sha256": {st: checkpoints.read_sidecar(st, models.root).get("sha256") for st in STAGES},
+        "checkpoints_sha256": checkpoints.recorded_shas(STAGES, models.root),
     }
 
 

@@ -238,10 +238,10 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
     torch.manual_seed(cfg.seed)
     spec = STAGES[stage]
     # provenance for the sidecar: the weights this run starts from and the frozen stages it trains against
-    lineage = {"trained_against": _shas(spec.needs, root)} if spec.needs else {}
+    lineage = {"trained_against": checkpoints.recorded_shas(spec.needs, root)} if spec.needs else {}
     if spec.init and model_config is None:
         model = checkpoints.load(spec.init, root).requires_grad_(True)
-        lineage["initialised_from"] = _shas((spec.init,), root)
+        lineage["initialised_from"] = checkpoints.recorded_shas((spec.init,), root)
     else:
         model = nets.build(stage, model_config)
     model = model.to(ranks.device)
@@ -295,11 +295,6 @@ def train(stage: str, cfg: TrainConfig | None = None, *, root=None, runs: Path =
     if ranks.distributed:
         sidecar = runtime.gather(sidecar, ranks)[0]  # every rank returns rank 0's sidecar
     return sidecar
-
-
-def _shas(stages, root) -> dict[str, str | None]:
-    """The sha256 each stage's sidecar in ``root`` records."""
-    return {s: checkpoints.read_sidecar(s, root).get("sha256") for s in stages}
 
 
 def device_name(device: torch.device) -> str:

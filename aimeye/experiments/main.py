@@ -49,7 +49,7 @@ def model_shas(models) -> dict:
     loaded = STAGES + ("direct-at",) * (getattr(models, "direct_at", None) is not None) + (
         ("estimator-at", "comparator-at") if getattr(models, "triple_at", None) is not None else ())
     try:
-        return {s: models.sidecar(s).get("sha256") for s in loaded}
+        return checkpoints.recorded_shas(loaded, models.root)
     except (AttributeError, checkpoints.CheckpointError):
         return {}
 
