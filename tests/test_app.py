@@ -8,6 +8,7 @@ that each test checks that the widgets, the attack session and the pictures agre
 from __future__ import annotations
 
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -245,8 +246,8 @@ def test_attack_defaults_race_a_penguin(toys):
     agree(at)
     s = session(at)
     assert s.config.networks == ("direct", "triple") and s.config.goal == 2 and s.config.theta == 0.7
-    assert [r["status"] for r in at.dataframe[0].value.to_dict("records")] == ["not started"] * 2
-    table = at.dataframe[0].value.astype(str).to_numpy().ravel().tolist()
+    assert [r["status"] for r in at.table[0].value.to_dict("records")] == ["not started"] * 2
+    table = at.table[0].value.astype(str).to_numpy().ravel().tolist()
     assert not {"None", "running", "nan"} & set(table), table
     assert len(at.get("download_button")) == 4
 
@@ -284,6 +285,10 @@ def test_scrub_then_play_jumps_to_the_newest_step(toys):
     at.button(key="atk_play").click().run()
     s = session(at)
     assert s.playing and s.following
+    # while playing: a progress bar instead of the scrubber, and a static chart (cheaper for the browser)
+    assert not [w for w in at.slider if w.key.startswith("atk_scrub")]
+    assert any("playing: step" in p.proto.text for p in at.get("progress"))
+    assert all(json.loads(c.proto.config)["staticPlot"] for c in at.get("plotly_chart"))
     deadline = time.time() + 20
     while s.latest_step < 30 and time.time() < deadline:
         time.sleep(0.05)
@@ -334,7 +339,7 @@ def test_goal_already_holding_at_step_zero(toys):
     boxes = texts(at.success)
     assert any("Goal already holds at step 0" in b for b in boxes), boxes
     assert not any("Flipped to" in b for b in boxes)
-    statuses = [r["status"] for r in at.dataframe[0].value.to_dict("records")]
+    statuses = [r["status"] for r in at.table[0].value.to_dict("records")]
     assert "goal already holds at step 0" in statuses
 
 

@@ -21,9 +21,11 @@ from aimeye.viz import png_bytes
 from views import _ui as ui
 
 P = "atk"
-# While playing, the session's thread takes the steps and the display redraws every 0.4 s (over twice a
-# second, measured by benchmarks/bench_app_play.py).
-TICK_S = 0.4
+# While playing, the session's thread takes the steps. The adversarial images and verdicts redraw every
+# 0.4 s (over twice a second); the chart, the drawings and the race table once a second, static while
+# playing: every redraw costs the browser CPU that the stepping then lacks on two cores (plotly's and
+# the drawings' the most; benchmarks/bench_app_play.py measures play speed and the browser's cores).
+TICK_S, BOARD_S = 0.4, 1.0
 
 models = ui.models_or_stop()
 state, notices = ui.start_state(P)
@@ -121,14 +123,17 @@ def _scrub(key: str):
 
 @st.fragment(run_every=TICK_S if playing else None)
 def live():
+    """The adversarial images and the verdicts: at every tick while playing."""
     session.poll()
     if playing and not session.playing:  # play ended (every goal reached, or the cap): redraw the controls
         st.rerun()
     latest = session.latest_step
-    if latest > 0:  # a fresh slider whenever the newest step moves: it always starts at the step shown
+    if session.playing:  # no slider while playing: a fresh one every tick costs the browser, and play follows
+        st.progress(min(latest / cap, 1.0), text=f"playing: step {latest} of at most {cap} (pause to scrub back)")
+    elif latest > 0:  # a fresh slider whenever the newest step moves: it always starts at the step shown
         k = f"{P}_scrub_{latest}"
-        st.slider("scrub through the recorded steps" + (" (pause to scrub back)" if session.playing else ""), 0,
-                  latest, value=session.shown_step, key=k, on_change=_scrub, args=(k,), disabled=session.playing)
+        st.slider("scrub through the recorded steps", 0, latest, value=session.shown_step, key=k,
+                  on_change=_scrub, args=(k,))
     shown = session.shown_step  # one step for the whole frame, though play goes on meanwhile
     cols = st.columns([1] + [2] * len(networks), gap="medium")
     with cols[0]:
@@ -147,9 +152,16 @@ def live():
             box = st.success if flip else (st.error if session.runs[name].done else st.info)
             box(f"##### {iterate_verdict_text(it.scores, name, theta)}\n{session.status(name)}  \n"
                 f"step {it.step} · distortion {it.distortion:.4f} · L∞ {round(it.linf * 255)}/255")
+
+
+@st.fragment(run_every=BOARD_S if playing else None)
+def board():
+    """The chart, the triple-staged network's drawings and the race table: once a second while playing."""
+    live_now = session.playing
+    shown = session.shown_step
     st.plotly_chart(attack_figure({n: r.history for n, r in session.runs.items()}, theta, session.flips(),
                                   shown if not session.following else None), key=f"{P}_chart",
-                    config={"displayModeBar": False})
+                    config={"displayModeBar": False, "staticPlot": live_now})
     drawer = next((n for n in networks if is_triple(n)), None)  # triple or triple_at: it draws
     if drawer is not None:
         ex = session.explanation(shown, drawer)
@@ -160,10 +172,11 @@ def live():
                     + [f"{CLASSES[c]}: match, score {ex[c]['score']:.3f}" for c in range(N_OBJECTS)], factor=3)
     if len(networks) > 1:
         st.markdown("**race**")
-        st.dataframe(race_rows(session), hide_index=True)
+        st.table(race_rows(session), border="horizontal", hide_index=True)
 
 
 live()
+board()
 
 d = st.columns(2 * len(networks))
 for i, name in enumerate(networks):

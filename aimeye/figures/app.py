@@ -109,6 +109,7 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
     triple = is_triple(scored)
     right = (f"{NETWORK_LABELS.get(scored, scored)}: scores (dashed: θ)" if triple
              else f"{NETWORK_LABELS.get(scored, scored)}: probabilities")
+    last = max((hist[-1].step for hist in histories.values() if hist), default=0)
     data = []
     for k, (name, hist) in enumerate(histories.items()):
         colour = network_colour(name)  # the lines coincide while neither is clipped: the first is drawn wider
@@ -120,7 +121,8 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
         if f is not None:
             data.append({"type": "scatter", "x": [f.step], "y": [f.distortion], "mode": "markers+text",
                          "showlegend": False, "legendgroup": name, "text": [f"flip, step {f.step}"],
-                         "textposition": "top left", "textfont": {"color": colour, "size": FONT_SIZE - 2},
+                         # a label left of a star near the left edge would be cut off
+                         "textposition": "top left" if f.step > 0.3 * last else "top right", "textfont": {"color": colour, "size": FONT_SIZE - 2},
                          "marker": {"symbol": "star", "size": 18, "color": colour,
                                     "line": {"color": "black", "width": 1}},
                          "hovertemplate": "flip at step %{x}<extra></extra>"})
