@@ -132,6 +132,11 @@ def test_figures_and_png_fallbacks(tmp_path):
 
     how = F.write_png(Broken(), tmp_path / "c.png", lambda p: F.pil_boxes(run.summary, "fn", p))
     assert how.startswith("pil") and (tmp_path / "c.png").exists()
+    # the folder's README says what drew each PNG
+    from aimeye.experiments.report import readme
+
+    text = readme(run, {"fig4.png": how, "fig4.html": "plotly"})
+    assert f"PNG figures drawn by: `fig4.png` {how}" in text and "fig4.html" not in text.split("PNG figures")[1]
 
 
 def test_fallback_axis_ticks_are_round_and_cover_the_range():

@@ -121,7 +121,8 @@ def _gap_lines(robust: dict, goal: str) -> list[str]:
             + ". ".join(parts) + ".", ""]
 
 
-def readme(run: results.Run) -> str:
+def readme(run: results.Run, drawn: dict | None = None) -> str:
+    """The folder's README.md; ``drawn`` ({file: backend}, from the figures' drawing) says what drew each PNG."""
     lines = ["# Adversarial experiments (Figs 4–6 of Berntsen et al., and robust accuracy)", "", "Made by:", "",
              "```", *run.info.commands, "```", ""]
     if run.info.wall_time_s:
@@ -135,6 +136,10 @@ def readme(run: results.Run) -> str:
     if run.info.notes:
         lines += ["Notes:", "", *[f"- {n}" for n in run.info.notes], ""]
     lines += [f"Files: see `aimeye/experiments/results.py` for the schema (version {results.SCHEMA}).", ""]
+    pngs = {f: b for f, b in (drawn or {}).items() if f.endswith(".png")}
+    if pngs:
+        lines += ["PNG figures drawn by: " + ", ".join(f"`{f}` {b}" for f, b in sorted(pngs.items()))
+                  + " (kaleido: plotly's renderer; pil: drawn with PIL, as the Fig. 5 galleries always are and the other figures when kaleido fails).", ""]
     if any(run.info.path.glob("*.html")):
         lines += [("The `.html` figures load plotly from its CDN, so they need a connection; the `.png` figures "
                    "and the app's Experiments page draw the same data offline."), ""]
@@ -144,9 +149,10 @@ def readme(run: results.Run) -> str:
 def write_folder(out: Path, figures: bool = True, png: bool = True) -> results.Run:
     """Draw the figures and write README.md from what ``out`` holds; returns the loaded run."""
     run = results.load_run(out)
+    drawn = None
     if figures:
         from ..figures.experiments import draw_all
 
-        draw_all(Path(out), run.summary, run.gallery, run.robust, png=png, gallery_networks=GALLERY_NETWORKS)
-    (Path(out) / "README.md").write_text(readme(run))
+        drawn = draw_all(Path(out), run.summary, run.gallery, run.robust, png=png, gallery_networks=GALLERY_NETWORKS)
+    (Path(out) / "README.md").write_text(readme(run, drawn))
     return run
