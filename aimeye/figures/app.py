@@ -179,13 +179,15 @@ def _alt():
     return alt
 
 
-def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, theta: float, width: int = 600):
+def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, theta: float, width: int = 440):
     """Linked views of the θ trade-off (altair). Clicking the error/rejection curve picks θ
     (the selection ``pick``); the confusion matrix and the under-attack panels follow it.
 
     ``sweep``: rows ``{"theta", "error", "rejection", "confusion"}`` (``metrics.json``);
     ``attack_rows``: rows ``{"goal", "network", "theta", "success_rate", "median_steps",
-    "median_exact", "cap"}`` of the attack experiments (may be empty)."""
+    "median_exact", "cap"}`` of the attack experiments (may be empty). ``width``: the curve's; the
+    default keeps the curve and the matrix side by side within a 1366-pixel laptop screen beside
+    the sidebar (a concatenated Vega-Lite chart cannot stretch to its container)."""
     import pandas as pd
 
     alt = _alt()
@@ -214,13 +216,13 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
         width=width, height=300, title="clean test scenes (click to pick θ; dotted: the paper's θs)")
 
     conf_base = alt.Chart(cells).transform_filter(pick).encode(
-        x=alt.X("verdict:N", sort=list(CLASSES), title="verdict", axis=alt.Axis(labelAngle=0)),
+        x=alt.X("verdict:N", sort=list(CLASSES), title="verdict", axis=alt.Axis(labelAngle=-30)),  # all four fit
         y=alt.Y("true class:N", sort=list(CLASSES), title="true class"))
     confusion = alt.layer(
         conf_base.mark_rect().encode(color=alt.Color("scenes:Q", scale=alt.Scale(scheme="blues"), legend=None)),
         conf_base.mark_text(fontSize=FONT_SIZE).encode(
             text="scenes:Q", color=alt.condition("datum.scenes > 400", alt.value("white"), alt.value("black"))),
-    ).properties(width=340, height=300, title="confusion at the picked θ")
+    ).properties(width=260, height=300, title="confusion at the picked θ")
 
     top = alt.hconcat(curve, confusion)
     if not attack_rows:
@@ -253,7 +255,7 @@ def theta_explorer_chart(sweep: list[dict], attack_rows: list[dict] | None, thet
         if field == "median_steps":  # a censored median is a lower bound: say so at its point
             layers.append(alt.Chart(tri).transform_filter("!datum.median_exact").mark_text(
                 dy=-12, fontSize=FONT_SIZE - 2).encode(x="theta:Q", y=f"{field}:Q", text="median:N"))
-        panels.append(alt.layer(*layers).properties(width=width - 120, height=260, title=title))
+        panels.append(alt.layer(*layers).properties(width=width - 90, height=260, title=title))
     return _style(alt.vconcat(top, alt.hconcat(*panels).properties(title="under attack (iterative FGSM)")))
 
 
