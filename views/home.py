@@ -23,7 +23,7 @@ st.markdown(
 )
 
 b = st.columns(3)
-if b[0].button("Draw your own and see what every network says", icon=":material/draw:", type="primary",
+if b[0].button("Draw your own: every verdict", icon=":material/draw:", type="primary",
                width="stretch"):
     st.switch_page("views/inspect.py", query_params={"source": "draw"})
 if b[1].button("Race an attack: penguin → aeroplane", icon=":material/bolt:", width="stretch"):

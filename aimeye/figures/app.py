@@ -53,7 +53,7 @@ def similarity_figure(similarity, pooled_alpha=None, title: str = "similarity ma
     return fig
 
 
-def scores_theta_figure(scores, theta: float, title: str = "triple-staged scores against θ"):
+def scores_theta_figure(scores, theta: float, title: str = "triple-staged scores"):
     """The three class scores as bars (grey when below θ), the threshold θ as a line."""
     import plotly.graph_objects as go
 
