@@ -180,6 +180,9 @@ def test_default_suite_covers_every_network_and_extra_sources():
     assert all(s.describe()["options"]["steps"] == 3 for s in suite)
     assert next(s for s in suite if s.name == "transfer(direct)").describe()["applies"] == {
         "goals": ["fp", "fn"], "networks": "all", "not_on": "direct"}
+    # asking for transfer from a network that was not loaded says how to load it
+    with pytest.raises(ValueError, match=r"unknown attack.*--extra direct-at"):
+        default_suite(victims_for(models, {}), only=["transfer(direct_at)"])
 
 
 def _robust(indices, eps, broken, sha="a", attacks=("pgd",)):

@@ -31,7 +31,10 @@ def default_suite(victims: dict[str, Victim], steps: int = 100, restarts: int = 
     if only:
         unknown = set(only) - {s.name for s in suite}
         if unknown:
-            raise ValueError(f"unknown attack(s) {sorted(unknown)}; the suite has {[s.name for s in suite]}")
+            hint = ("; transfer from an extra network needs that network loaded (on the command line: "
+                    "--extra direct-at for transfer(direct_at))" if any(u.startswith("transfer(") for u in unknown)
+                    else "")
+            raise ValueError(f"unknown attack(s) {sorted(unknown)}; the suite has {[s.name for s in suite]}{hint}")
         suite = [s for s in suite if s.name in only]
     return suite
 
