@@ -139,7 +139,8 @@ def readme(run: results.Run, drawn: dict | None = None) -> str:
     pngs = {f: b for f, b in (drawn or {}).items() if f.endswith(".png")}
     if pngs:
         lines += ["PNG figures drawn by: " + ", ".join(f"`{f}` {b}" for f, b in sorted(pngs.items()))
-                  + " (kaleido: plotly's renderer; pil: drawn with PIL, as the Fig. 5 galleries always are and the other figures when kaleido fails).", ""]
+                  + " (kaleido: plotly's renderer; pil: drawn with PIL, as the Fig. 5 galleries always are and "
+                    "the other figures when kaleido fails).", ""]
     if any(run.info.path.glob("*.html")):
         lines += [("The `.html` figures load plotly from its CDN, so they need a connection; the `.png` figures "
                    "and the app's Experiments page draw the same data offline."), ""]

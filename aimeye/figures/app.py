@@ -122,7 +122,8 @@ def attack_figure(histories: Mapping[str, list], theta: float, flips: Mapping[st
             data.append({"type": "scatter", "x": [f.step], "y": [f.distortion], "mode": "markers+text",
                          "showlegend": False, "legendgroup": name, "text": [f"flip, step {f.step}"],
                          # a label left of a star near the left edge would be cut off
-                         "textposition": "top left" if f.step > 0.3 * last else "top right", "textfont": {"color": colour, "size": FONT_SIZE - 2},
+                         "textposition": "top left" if f.step > 0.3 * last else "top right",
+                         "textfont": {"color": colour, "size": FONT_SIZE - 2},
                          "marker": {"symbol": "star", "size": 18, "color": colour,
                                     "line": {"color": "black", "width": 1}},
                          "hovertemplate": "flip at step %{x}<extra></extra>"})
