@@ -288,7 +288,8 @@ def test_scrub_then_play_jumps_to_the_newest_step(toys):
     # while playing: a progress bar instead of the scrubber, and a static chart (cheaper for the browser)
     assert not [w for w in at.slider if w.key.startswith("atk_scrub")]
     assert any("playing: step" in p.proto.text for p in at.get("progress"))
-    assert all(json.loads(c.proto.config)["staticPlot"] for c in at.get("plotly_chart"))
+    charts = at.get("plotly_chart")
+    assert charts and all(json.loads(c.proto.config)["staticPlot"] for c in charts)
     deadline = time.time() + 20
     while s.latest_step < 30 and time.time() < deadline:
         time.sleep(0.05)

@@ -159,12 +159,14 @@ def board():
     """The chart, the triple-staged network's drawings and the race table: once a second while playing."""
     live_now = session.playing
     shown = session.shown_step
+    drawer = next((n for n in networks if is_triple(n)), None)  # triple or triple_at: it draws
+    # before the chart: while playing, the run keeps only its newest explanations, and one read later
+    # would often have to be recomputed here
+    ex = session.explanation(shown, drawer) if drawer is not None else None
     st.plotly_chart(attack_figure({n: r.history for n, r in session.runs.items()}, theta, session.flips(),
                                   shown if not session.following else None), key=f"{P}_chart",
                     config={"displayModeBar": False, "staticPlot": live_now})
-    drawer = next((n for n in networks if is_triple(n)), None)  # triple or triple_at: it draws
-    if drawer is not None:
-        ex = session.explanation(shown, drawer)
+    if ex is not None:
         st.markdown(drawing_heading(drawer, session.frame(drawer, shown).step))
         ui.show_row([ex[c]["projection"] for c in range(N_OBJECTS)]
                     + [weighted_similarity(ex[c]) for c in range(N_OBJECTS)],
