@@ -107,6 +107,25 @@ def test_committed_folders_read_in_the_current_schema():
         results.normalise_robust({"schema": 1, "pgd_success": {}})
 
 
+def test_the_shipped_comparator_met_the_whole_suite():
+    """The README's robust figures for the shipped triple-staged network: its merged folder attacked
+    the shipped comparator, and every attack of the suite reached every cell the README quotes."""
+    robust = experiments.load_run(ROOT / "results_robust_n100_cmp2_merged").robust
+    shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
+    assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped and robust["n_images"] == 290
+    suite = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
+    cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
+    for eps in (4, 8, 16, 32):
+        assert set(cells["fp"][eps]["by_attack"]) == suite | {"apgd-t-dlr"}
+    for eps in (1, 2, 4):
+        assert set(cells["fn"][eps]["by_attack"]) == suite
+    assert [cells["fp"][e]["broken"] for e in (4, 8, 16, 32)] == [0, 16, 71, 134]
+    assert [cells["fn"][e]["broken"] for e in (1, 2, 4)] == [19, 77, 270]
+    for folder, eps in (("fp_restarts5_eps4", [4]), ("fp_restarts5_eps8", [8]), ("fp_restarts5", [16, 32])):
+        run = experiments.load_run(ROOT / f"results_robust_n100_cmp2_{folder}").robust
+        assert run["eps_255"] == eps and run["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
+
+
 def test_figures_and_png_fallbacks(tmp_path):
     from PIL import Image
 
