@@ -55,7 +55,7 @@ DEFAULTS = {
     "direct-param": TrainConfig(steps=700),
     "estimator": TrainConfig(steps=1800),
     "projector": TrainConfig(steps=1800, batch=64),
-    "comparator": TrainConfig(steps=1000, batch=48),
+    "comparator": TrainConfig(steps=3000, batch=48),
     "direct-at": TrainConfig(steps=400),
     "estimator-at": TrainConfig(steps=500, lr=5e-4, warmup=20),
     "comparator-at": TrainConfig(steps=400, batch=32, lr=5e-4, warmup=20),
