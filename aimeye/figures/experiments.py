@@ -121,18 +121,18 @@ def pil_boxes(summary: dict, goal: str, path: Path):
     from PIL import Image, ImageDraw
 
     nets_ = _networks(summary[goal])
-    w, left, top, row_h = WIDTH, 360, 70, 62
+    w, left, top, row_h = WIDTH, 360, 84, 62
     h = top + row_h * len(nets_) + 60
     im = Image.new("RGB", (w, h), "white")
     d = ImageDraw.Draw(im)
     d.text((10, 6), GOAL_TITLES[goal], fill="black", font=font(16))
     cap = summary["meta"].get("max_steps")
-    d.text((10, 34), "whiskers: 2nd/98th percentile; ≥: a median decided by failed attacks", fill="#555555",
+    d.text((10, 30), "whiskers: 2nd/98th percentile; ≥: a median decided by failed attacks", fill="#555555",
            font=font(11))
     for x0, x1, key, title in ((left, 740, "steps", f"FGSM steps (cap {cap} = failed)"),
                                (800, w - 30, "distortion", "distortion (RMS of x̃ − x)")):
         hi = max([summary[goal][n][key]["p98"] for n in nets_] or [1.0]) * 1.05 or 1.0
-        d.text((x0, 40), title, fill="black", font=font(13))
+        d.text((x0, 54), title, fill="black", font=font(13))  # below the subtitle
 
         def sx(v, x0=x0, x1=x1, hi=hi):
             return x0 + (x1 - x0) * (v / hi)
