@@ -129,6 +129,22 @@ def test_the_second_comparator_met_the_whole_suite():
         assert run["eps_255"] == eps and run["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
 
 
+def test_the_shipped_comparator_met_the_false_negative_suite():
+    """The README's robust figures for the shipped comparator: the merged folder attacked the shipped
+    weights, every attack of the suite reached every false-negative cell, and the broken counts are the
+    README's."""
+    robust = experiments.load_run(ROOT / "results_robust_n100_cmp3_merged").robust
+    shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
+    assert shipped != SECOND_COMPARATOR
+    assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped and robust["n_images"] == 294
+    suite = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
+    cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
+    for eps in (1, 2, 4):
+        assert set(cells["fn"][eps]["by_attack"]) == suite
+    assert [cells["fn"][e]["broken"] for e in (1, 2, 4)] == [17, 91, 277]
+    assert [cells["fp"][e]["broken"] for e in (4, 8, 16, 32)] == [0, 8, 63, 123]
+
+
 def test_figures_and_png_fallbacks(tmp_path):
     from PIL import Image
 
