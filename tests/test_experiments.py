@@ -107,6 +107,7 @@ def test_committed_folders_read_in_the_current_schema():
         results.normalise_robust({"schema": 1, "pgd_success": {}})
 
 
+SUITE = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
 SECOND_COMPARATOR = "45a42c6c40efb24feb92d339a6a8fd78e11104292415b76aff4209b680015480"  # 1,000 steps
 
 
@@ -116,7 +117,7 @@ def test_the_second_comparator_met_the_whole_suite():
     README quotes."""
     robust = experiments.load_run(ROOT / "results_robust_n100_cmp2_merged").robust
     assert robust["meta"]["checkpoints_sha256"]["comparator"] == SECOND_COMPARATOR and robust["n_images"] == 290
-    suite = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
+    suite = SUITE
     cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
     for eps in (4, 8, 16, 32):
         assert set(cells["fp"][eps]["by_attack"]) == suite | {"apgd-t-dlr"}
@@ -137,7 +138,7 @@ def test_the_shipped_comparator_met_the_false_negative_suite():
     shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
     assert shipped != SECOND_COMPARATOR
     assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped and robust["n_images"] == 294
-    suite = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
+    suite = SUITE
     cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
     for eps in (1, 2, 4):
         assert set(cells["fn"][eps]["by_attack"]) == suite
