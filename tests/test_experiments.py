@@ -144,6 +144,8 @@ def test_the_shipped_comparator_met_the_false_negative_suite():
         assert set(cells["fn"][eps]["by_attack"]) == suite
     assert [cells["fn"][e]["broken"] for e in (1, 2, 4)] == [17, 91, 277]
     assert [cells["fp"][e]["broken"] for e in (4, 8, 16, 32)] == [0, 8, 63, 123]
+    for eps in (4, 8, 16, 32):  # transfer reached every false-positive cell (and broke nothing)
+        assert {"apgd-dlr", "transfer(direct)", "transfer(direct_at)"} <= set(cells["fp"][eps]["by_attack"])
 
 
 def test_figures_and_png_fallbacks(tmp_path):
