@@ -121,3 +121,19 @@ def test_validation_split_draws_train_backgrounds_with_an_unused_seed(tmp_path, 
     assert t["counts"]["triple@0.7"] == 0
     assert evaluate.write_metrics(t) == tmp_path / "metrics_val.json"
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_the_committed_table1_was_made_by_the_shipped_checkpoints():
+    """checkpoints/metrics.json and metrics_val.json (the README's Table 1 and validation figures)
+    scored exactly the shipped weights, and hold the error counts the README quotes."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    shipped = {s: checkpoints.read_sidecar(s, root)["sha256"] for s in STAGES}
+    want = {"metrics.json": {"direct": 10, "direct_param": 4, "triple@0.2": 45, "triple@0.45": 14, "triple@0.7": 96},
+            "metrics_val.json": {"direct": 1, "direct_param": 4, "triple@0.2": 42, "triple@0.45": 17, "triple@0.7": 72}}
+    for name, counts in want.items():
+        t = json.loads((root / name).read_text())
+        assert t["checkpoints_sha256"] == shipped and t["n_per_class"] == 2500, name
+        assert t["counts"] == counts, name

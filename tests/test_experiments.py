@@ -108,6 +108,11 @@ def test_committed_folders_read_in_the_current_schema():
 
 
 SUITE = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
+def _triple_cells(robust: dict) -> dict:
+    """goal → ε → the plain triple-staged network's (θ = 0.7) cell of a robust table."""
+    return {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
+
+
 SECOND_COMPARATOR = "45a42c6c40efb24feb92d339a6a8fd78e11104292415b76aff4209b680015480"  # 1,000 steps
 
 
@@ -117,12 +122,11 @@ def test_the_second_comparator_met_the_whole_suite():
     README quotes."""
     robust = experiments.load_run(ROOT / "results_robust_n100_cmp2_merged").robust
     assert robust["meta"]["checkpoints_sha256"]["comparator"] == SECOND_COMPARATOR and robust["n_images"] == 290
-    suite = SUITE
-    cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
+    cells = _triple_cells(robust)
     for eps in (4, 8, 16, 32):
-        assert set(cells["fp"][eps]["by_attack"]) == suite | {"apgd-t-dlr"}
+        assert set(cells["fp"][eps]["by_attack"]) == SUITE | {"apgd-t-dlr"}
     for eps in (1, 2, 4):
-        assert set(cells["fn"][eps]["by_attack"]) == suite
+        assert set(cells["fn"][eps]["by_attack"]) == SUITE
     assert [cells["fp"][e]["broken"] for e in (4, 8, 16, 32)] == [0, 16, 71, 134]
     assert [cells["fn"][e]["broken"] for e in (1, 2, 4)] == [19, 77, 270]
     for folder, eps in (("fp_restarts5_eps4", [4]), ("fp_restarts5_eps8", [8]), ("fp_restarts5", [16, 32])):
@@ -138,10 +142,9 @@ def test_the_shipped_comparator_met_the_false_negative_suite():
     shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
     assert shipped != SECOND_COMPARATOR
     assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped and robust["n_images"] == 294
-    suite = SUITE
-    cells = {g: {c["eps_255"]: c for c in robust["table"][g]["triple@0.7"]} for g in ("fp", "fn")}
+    cells = _triple_cells(robust)
     for eps in (1, 2, 4):
-        assert set(cells["fn"][eps]["by_attack"]) == suite
+        assert set(cells["fn"][eps]["by_attack"]) == SUITE
     assert [cells["fn"][e]["broken"] for e in (1, 2, 4)] == [17, 91, 277]
     assert [cells["fp"][e]["broken"] for e in (4, 8, 16, 32)] == [0, 8, 63, 123]
     for eps in (4, 8, 16, 32):  # transfer reached every false-positive cell (and broke nothing)
