@@ -54,3 +54,20 @@ def test_goal_views_misclassify_exactly_at_the_goal():
             view = ta_bridge.goal_model(victim, goal, 0)
             wrong = view(x).argmax(1) != ta_bridge.labels_for(goal, y)
             assert torch.equal(wrong, victim.judge(x, y, goal)[2]), (victim.name, goal)
+
+
+@pytest.mark.parametrize("kind", ["bim", "apgd"])
+def test_the_benchmark_times_the_same_network_work_on_both_sides(kind):
+    # bench_attacks.py compares image-steps/s; ours returns a judged result, torchattacks images only, so the
+    # benchmark adds the caller's judging pass to torchattacks: then both run exactly the same passes
+    import bench_attacks
+
+    x, y = torch.stack([band_image(0, on=0.7), band_image(1, on=0.7)]), torch.tensor([0, 1])
+    for victim in (DirectVictim(BandClassifier()), TripleVictim(BandTriple(), 0.45)):
+        p = bench_attacks.passes(kind, victim, x, y, 6)
+        assert p["ours"] == p["torchattacks_judged"], (victim.name, p)
+        # BIM: 6 steps, then the pass that judges the last iterate; APGD: the clean pass, the start, 6 steps,
+        # and (ours) the pass that judges the kept iterate
+        fwd, grads = (6 + 1, 6) if kind == "bim" else (1 + 1 + 6 + 1, 1 + 6)
+        assert p["ours"] == {"forwards": fwd, "input_gradients": grads}
+        assert p["torchattacks"] == {"forwards": fwd - 1, "input_gradients": grads}
