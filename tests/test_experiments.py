@@ -266,6 +266,7 @@ def test_merge_is_the_union_of_breaks_on_shared_images_at_every_eps(tmp_path):
     t = m["table"]
     assert [e["broken"] for e in t["fp"]["direct"]] == [1, 3, 3]  # {0}; {0,1} ∪ {2}; image 5 is not shared
     assert t["fp"]["direct"][1]["only_by"] == {"apgd": 2, "apgd-t": 1}
+    assert set(t["fp"]["direct"][0]["by_attack"]) == {"apgd"}  # apgd-t first ran at 8/255: no count at 4
     assert [e["broken"] for e in t["fp"]["triple@0.7"]] == [0, 2, 3]  # {0} ∪ {1}; {3} ∪ {0, 3} ∪ {1}
     assert m["broken"]["fp"]["triple@0.7"]["apgd"] == [[], [1], [1, 3]]  # one attack's breaks united over runs
     assert [e["accuracy"] for e in t["fn"]["direct"]] == [0.75, 0.75, 0.5]  # a goal only one run attacked

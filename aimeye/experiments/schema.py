@@ -29,7 +29,8 @@ def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = No
 
     ``ran[goal][network][attack]`` (merged runs) = the ε that attack was run at; an ε where no attack
     was run on a network gets ``not_run: True`` and no accuracy (breaks carried from a smaller ε would
-    only bound it)."""
+    only bound it), and an attack first run at a larger ε is not listed in ``by_attack`` (it broke
+    nothing there because it was not there; its adversarials from a smaller ε do count at larger ones)."""
     table = {}
     for goal, nets_ in broken.items():
         table[goal] = {}
@@ -40,7 +41,7 @@ def robust_table(broken: dict, n: int, eps_255: list[int], ran: dict | None = No
                     entries.append({"eps_255": e, "n": n, "broken": None, "accuracy": None, "ci95": None,
                                     "by_attack": {}, "only_by": {}, "strongest": None, "not_run": True})
                     continue
-                sets = {a: set(v[j]) for a, v in by_attack.items()}
+                sets = {a: set(v[j]) for a, v in by_attack.items() if ran is None or min(ran[goal][net][a]) <= e}
                 if prior := (skipped or {}).get(goal, {}).get(net):
                     sets[EARLIER] = set(prior[j])
                 union = set().union(*sets.values()) if sets else set()
