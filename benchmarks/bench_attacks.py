@@ -14,8 +14,10 @@ through :mod:`ta_bridge` (an eval-only wrapper), and the shared networks are che
 The same work on both sides: ours returns a *judged* result (its last forward pass decides whether the
 last iterate reached the goal; APGD re-judges its kept images), torchattacks returns images only, and a
 caller needs one more forward pass to know what it achieved. So torchattacks is timed twice: the attack
-alone, and the attack plus that judging pass (``judged``); the ratio is taken against the latter (the
-profile in the README: ours runs exactly one forward pass more per call, nothing else). The rows run
+alone, and the attack plus that judging pass (``judged``); the ratio is taken against the latter. Each
+row's ``passes_per_call`` counts the batched forward passes and input gradients of one call of each
+side: ours runs exactly one forward pass more than torchattacks' attack alone, and as many as it with
+the judging pass (tests/test_ta_bridge.py checks this on toys). The rows run
 in ABBA order (ours, theirs, theirs, ours, …) on a machine whose speed drifts, and the ratio is the
 median of the per-repetition ratios (each pair adjacent in time), beside the best of each side.
 
