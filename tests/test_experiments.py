@@ -160,8 +160,9 @@ def test_the_shipped_comparator_met_the_whole_suite():
     cells = _triple_cells(robust)
     assert [cells["fn"][e]["broken"] for e in (1, 2, 4, 8, 16, 32)] == [17, 91, 277, 294, 294, 294]
     assert [cells["fp"][e]["broken"] for e in (1, 2, 4, 8, 16, 32)] == [0, 0, 0, 8, 66, 133]
-    restarts = experiments.load_run(ROOT / "results_robust_n100_cmp3_fp_restarts5").robust
-    assert restarts["eps_255"] == [16] and restarts["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
+    for folder, eps in (("fp_restarts5", [16]), ("fp_restarts5_eps32", [32])):
+        restarts = experiments.load_run(ROOT / f"results_robust_n100_cmp3_{folder}").robust
+        assert restarts["eps_255"] == eps and restarts["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
 
 
 def test_figures_and_png_fallbacks(tmp_path):
