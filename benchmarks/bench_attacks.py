@@ -106,11 +106,11 @@ def theirs(kind, victim, x, y, steps, judge: bool = True, clock: list | None = N
     return adv
 
 
-def rate(fn, kind, victim, x, y, steps, **kw) -> float:
-    """Image-steps per second of one call, after a one-step warm-up call."""
-    fn(kind, victim, x, y, 1, **kw)
+def rate_ours(kind, victim, x, y, steps) -> float:
+    """Our image-steps per second of one call, after a one-step warm-up call."""
+    ours(kind, victim, x, y, 1)
     t0 = time.perf_counter()
-    fn(kind, victim, x, y, steps, **kw)
+    ours(kind, victim, x, y, steps)
     return len(x) * steps / (time.perf_counter() - t0)
 
 
@@ -160,7 +160,7 @@ def time_row(net, kind, v, x, y, steps, reps, have_ta) -> dict:
     for r in range(reps):
         for side in (("ours", "theirs") if r % 2 == 0 else ("theirs", "ours")):
             if side == "ours":
-                o.append(rate(ours, kind, v, x, y, steps))
+                o.append(rate_ours(kind, v, x, y, steps))
             elif have_ta:
                 bare, judged = rates_theirs(kind, v, x, y, steps)
                 t.append(bare)
