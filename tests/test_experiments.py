@@ -165,6 +165,26 @@ def test_the_shipped_comparator_met_the_whole_suite():
         assert restarts["eps_255"] == eps and restarts["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
 
 
+LOW_THETA = (  # goal, the one attack, broken counts per ε (fp: 4–32/255; fn: 1–16/255)
+    ("fp", "apgd-dlr", {"triple@0.2": [21, 112, 166, 240], "triple@0.45": [10, 68, 112, 159]}),
+    ("fn", "apgd-ce", {"triple@0.2": [0, 2, 30, 172, 292], "triple@0.45": [3, 15, 128, 283, 294]}),
+)
+
+
+def test_the_shipped_comparator_at_the_lower_thresholds():
+    """The README's θ = 0.2 and 0.45 figures for the shipped comparator: the strongest single attack per
+    direction (APGD-DLR against false positives, APGD-CE against false negatives) on the same 294 images
+    as the θ = 0.7 suite, and the broken counts the README quotes."""
+    shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
+    at_07 = experiments.load_run(ROOT / "results_robust_n100_cmp3_merged").robust
+    for goal, attack, counts in LOW_THETA:
+        robust = experiments.load_run(ROOT / f"results_robust_n100_cmp3_low_theta_{goal}").robust
+        assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped
+        assert robust["indices"] == at_07["indices"] and set(robust["attacks"]) == {attack}
+        for net, broken in counts.items():
+            assert [c["broken"] for c in robust["table"][goal][net]] == broken, (goal, net)
+
+
 def test_figures_and_png_fallbacks(tmp_path):
     from PIL import Image
 
