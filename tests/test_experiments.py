@@ -11,8 +11,9 @@ import pytest
 import torch
 from toys import tiny, toy_models, toy_test_set
 
-from aimeye import cli, experiments
+from aimeye import checkpoints, cli, experiments
 from aimeye.experiments import results, stats
+from aimeye.paper import AT_STAGES, STAGES
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ROOT = Path(__file__).resolve().parent.parent / "checkpoints"
@@ -153,7 +154,7 @@ def test_the_shipped_comparator_met_the_whole_suite():
     weights, every attack of the suite reached every cell of the grid (1–32/255, false positives and false
     negatives), and the broken counts are the README's."""
     robust = experiments.load_run(ROOT / "results_robust_n100_cmp3_merged").robust
-    shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
+    shipped = checkpoints.read_sidecar("comparator", ROOT)["sha256"]
     assert shipped != SECOND_COMPARATOR
     assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped and robust["n_images"] == 294
     _assert_suite_reached_every_quoted_cell(robust, fp_eps=(1, 2, 4, 8, 16, 32), fn_eps=(1, 2, 4, 8, 16, 32))
@@ -175,11 +176,11 @@ def test_the_shipped_comparator_at_the_lower_thresholds():
     """The README's θ = 0.2 and 0.45 figures for the shipped comparator: the strongest single attack per
     direction (APGD-DLR against false positives, APGD-CE against false negatives) on the same 294 images
     as the θ = 0.7 suite, and the broken counts the README quotes."""
-    shipped = json.loads((ROOT / "comparator.json").read_text())["sha256"]
+    shipped = checkpoints.recorded_shas(STAGES + AT_STAGES, ROOT)  # every stage, not only the comparator
     at_07 = experiments.load_run(ROOT / "results_robust_n100_cmp3_merged").robust
     for goal, attack, counts in LOW_THETA:
         robust = experiments.load_run(ROOT / f"results_robust_n100_cmp3_low_theta_{goal}").robust
-        assert robust["meta"]["checkpoints_sha256"]["comparator"] == shipped
+        assert robust["meta"]["checkpoints_sha256"] == shipped
         assert robust["indices"] == at_07["indices"] and set(robust["attacks"]) == {attack}
         for net, broken in counts.items():
             assert [c["broken"] for c in robust["table"][goal][net]] == broken, (goal, net)
