@@ -166,24 +166,32 @@ def test_the_shipped_comparator_met_the_whole_suite():
         assert restarts["eps_255"] == eps and restarts["attacks"]["apgd-dlr"]["options"]["restarts"] == 5
 
 
-LOW_THETA = (  # goal, the one attack, broken counts per ε (fp: 4–32/255; fn: 1–16/255)
-    ("fp", "apgd-dlr", {"triple@0.2": [21, 112, 166, 240], "triple@0.45": [10, 68, 112, 159]}),
-    ("fn", "apgd-ce", {"triple@0.2": [0, 2, 30, 172, 292], "triple@0.45": [3, 15, 128, 283, 294]}),
-)
-
+LOW_THETA = {  # the merge's broken counts per ε, 1–32/255 (None: not run)
+    "fp": {"triple@0.2": [None, None, 21, 121, 168, 240], "triple@0.45": [None, None, 10, 78, 116, 160]},
+    "fn": {"triple@0.2": [0, 2, 30, 180, 292, 294], "triple@0.45": [3, 15, 131, 286, 294, None]},
+}
+LOW_THETA_RUNS = ("fp", "fp_suite_eps8", "fn", "fn_eps32", "fn_suite")
 
 def test_the_shipped_comparator_at_the_lower_thresholds():
-    """The README's θ = 0.2 and 0.45 figures for the shipped comparator: the strongest single attack per
-    direction (APGD-DLR against false positives, APGD-CE against false negatives) on the same 294 images
-    as the θ = 0.7 suite, and the broken counts the README quotes."""
+    """The README's θ = 0.2 and 0.45 figures for the shipped comparator: five runs on the same 294 images as
+    the θ = 0.7 suite, every one on the shipped weights, merged; the whole suite met false positives at
+    8/255 and false negatives at 4 and 8/255; and the broken counts the README quotes."""
     shipped = checkpoints.recorded_shas(STAGES + AT_STAGES, ROOT)  # every stage, not only the comparator
     at_07 = experiments.load_run(ROOT / "results_robust_n100_cmp3_merged").robust
-    for goal, attack, counts in LOW_THETA:
-        robust = experiments.load_run(ROOT / f"results_robust_n100_cmp3_low_theta_{goal}").robust
-        assert robust["meta"]["checkpoints_sha256"] == shipped
-        assert robust["indices"] == at_07["indices"] and set(robust["attacks"]) == {attack}
-        for net, broken in counts.items():
-            assert [c["broken"] for c in robust["table"][goal][net]] == broken, (goal, net)
+    for name in LOW_THETA_RUNS:
+        robust = experiments.load_run(ROOT / f"results_robust_n100_cmp3_low_theta_{name}").robust
+        assert robust["meta"]["checkpoints_sha256"] == shipped, name
+        assert robust["indices"] == at_07["indices"], name
+    merged = experiments.load_run(ROOT / "results_robust_n100_cmp3_low_theta_merged").robust
+    assert merged["indices"] == at_07["indices"] and merged["eps_255"] == [1, 2, 4, 8, 16, 32]
+    for goal, nets in LOW_THETA.items():
+        for net, broken in nets.items():
+            assert [c["broken"] for c in merged["table"][goal][net]] == broken, (goal, net)
+            suite = SUITE | ({"apgd-t-dlr"} if goal == "fp" else set())  # APGD-T aims at false positives only
+            missing = merged["meta"]["gaps"][goal][net]["eps_missing"]  # attack → the ε it did not reach
+            whole = {8} | ({4} if goal == "fn" else set())  # where the README says the whole suite ran
+            assert set(merged["broken"][goal][net]) == suite, (goal, net)
+            assert not any(whole & set(missing.get(a, ())) for a in suite), (goal, net)
 
 
 def test_figures_and_png_fallbacks(tmp_path):
