@@ -106,7 +106,8 @@ def cmd_experiment(args):
 
     if args.what == "list":
         for r in experiments.list_runs(args.checkpoints):
-            print(f"{r.path}: {r.label}; parts: {', '.join(r.parts)}")
+            older = f"; made with other weights ({', '.join(r.other_weights)})" if r.other_weights else ""
+            print(f"{r.path}: {r.label}; parts: {', '.join(r.parts)}{older}")
         return
     if args.what == "merge":
         try:

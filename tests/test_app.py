@@ -387,17 +387,32 @@ def test_experiments_show_every_results_folder(monkeypatch, results_root):
     monkeypatch.setenv("AIMEYE_CHECKPOINTS", str(results_root))
     at = app_at("views/experiments.py")
     no_exception(at)
+    picker = at.selectbox(key="exp_run")
     runs = sorted(p.name for p in results_root.iterdir() if p.name.startswith("results"))
-    assert [t.label.split(":")[0] for t in at.tabs] == runs
-    # the fake checkpoints are not the weights any committed result was made with, and the page says so
+    assert sorted(o.split(":")[0] for o in picker.options) == runs
+    # the fake checkpoints are not the weights any committed result was made with, and the page says so:
+    # every folder is marked as older, the paper's FGSM runs come first, then the merges, biggest first
+    assert all(o.endswith("· older weights") for o in picker.options)
+    order = [o.split(":")[0] for o in picker.options]
+    assert order[:2] == ["results", "results_cap1000"] and picker.value.name == "results"
+    merges = [o.split(":")[0] for o in picker.options if "merge of" in o]
+    assert merges and order[2:2 + len(merges)] == merges, order
+    sizes = [int(o.split("merge of ")[1].split()[0]) for o in picker.options if "merge of" in o]
+    assert sizes == sorted(sizes, reverse=True)
+    assert f"{len(runs)} folders: the 0 made with the shipped weights first" in " ".join(texts(at.caption))
     warned = texts(at.warning)
-    assert len(warned) >= len(runs) and all("Made with other weights than the shipped ones" in w for w in warned)
-    assert "the comparator (" in warned[0]
+    assert len(warned) == 2, "Table 1's and the shown folder's, no other"
+    assert all("Made with other weights than the shipped ones" in w for w in warned)
+    assert "the comparator (" in warned[1]
+    assert len(at.get("plotly_chart")) == 2, "one folder at a time: its Fig. 4 and Fig. 6 boxes"
     cells = [str(v) for d in at.dataframe for v in d.value.to_numpy().ravel()]
     assert "≥ 100" in cells, "a censored median reads ≥ cap"
+    assert not any(k in c for c in cells for k in ("triple@", "direct_param"))
+    picker.select_index(order.index("results_robust_n100_merged")).run()
+    no_exception(at)
     robust = [str(v) for t in at.table for v in t.value.to_numpy().ravel()]
     assert any(c.startswith("0.54 [") for c in robust), "robust accuracy with its interval"
-    assert not any(k in c for c in cells for k in ("triple@", "direct_param"))
+    assert len(at.dataframe) == 1 and len(at.get("plotly_chart")) == 1, "Table 1, then the folder's figure and tables"
     at.number_input[0].set_value(1)  # images
     at.number_input[1].set_value(5)  # step cap
     before = len(at.dataframe)

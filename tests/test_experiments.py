@@ -108,6 +108,19 @@ def test_committed_folders_read_in_the_current_schema():
         results.normalise_robust({"schema": 1, "pgd_success": {}})
 
 
+def test_committed_folders_list_the_headline_results_first():
+    """The app's folder picker and ``experiment list``: the shipped weights' results first (the paper's
+    FGSM runs, then the merges, biggest first, then the runs that feed them), then the older ones."""
+    infos = experiments.list_runs(ROOT)
+    current = [i.current for i in infos]
+    assert current == sorted(current, reverse=True) and 0 < sum(current) < len(infos)
+    assert [i.name for i in infos[:4]] == ["results", "results_cap1000", "results_robust_n100_cmp3_merged",
+                                           "results_robust_n100_cmp3_low_theta_merged"]
+    assert infos[2].n_merged > infos[3].n_merged > 1 and infos[2].label.endswith(f"merge of {infos[2].n_merged} runs")
+    older = next(i for i in infos if not i.current)
+    assert older.n_merged and set(older.other_weights) == {"comparator"}  # the earlier comparators' merges
+
+
 SUITE = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
 
 

@@ -10,7 +10,7 @@ import streamlit as st
 from aimeye.app import env
 from aimeye.app.live import small_experiment
 from aimeye.app.tables import filter_rows, robust_rows, success_rows, table1_rows
-from aimeye.app.wording import other_weights_text
+from aimeye.app.wording import other_weights_text, run_title
 from aimeye.experiments import format_median, other_weights
 from aimeye.figures.app import live_figure
 from aimeye.figures.experiments import box_figure, gallery_image, robust_figure
@@ -35,41 +35,46 @@ st.header("Figs. 4–6 and robustness: every results folder")
 infos = ui.runs()
 if not infos:
     ui.missing("the attack results (`checkpoints/results/`)", env.EXPERIMENT_COMMAND)
-for info, tab in zip(infos, st.tabs([f"{i.name}: {i.label}" for i in infos]) if infos else [], strict=True):
-    with tab:
-        run = ui.run(info.path)
-        st.markdown(f"**{info.label}**" + (f", {info.n_attacked} test images attacked" if info.n_attacked else "")
-                    + (f", {info.wall_time_s / 60:.0f} min" if info.wall_time_s else ""))
-        if changed := other_weights(info.checkpoints_sha256, ui.root()):
-            st.warning(other_weights_text(changed), icon=":material/history:")
-        for note in info.notes:
-            st.caption(note)
-        with st.expander("the commands that made it"):
-            st.code("\n".join(info.commands) or "(not recorded)", language="bash")
-        if run.summary:
-            for goal in ("fp", "fn"):
-                if run.summary.get(goal):
-                    st.plotly_chart(box_figure(run.summary, goal), key=f"exp_{info.name}_{goal}")
-            st.markdown("**success and medians** (≥: failed attacks decide the median, so it is a lower bound)")
-            st.dataframe(success_rows(run.summary, format_median), hide_index=True)
-            shares = filter_rows(run.summary)
-            if shares:
-                st.markdown("Attacked: the positive test scenes every network classifies correctly. Share each "
-                            "network gets wrong beforehand:")
-                st.dataframe(shares, hide_index=True)
-        if run.gallery is not None:
-            st.subheader("Fig. 5: what the adversarial images look like")
-            for net in dict.fromkeys(np.asarray(run.gallery["network"]).astype(str)):
-                st.image(gallery_image(run.gallery, net, columns=6, factor=3), output_format="PNG",
-                         caption=f"{network_label(net)}: top original, middle adversarial, bottom the monkey "
-                                 "drawn by the true renderer at the estimated rotation")
-        if run.robust:
-            st.subheader("robust accuracy against ε")
-            st.plotly_chart(robust_figure(run.robust), key=f"exp_{info.name}_robust")
-            for goal, title in GOAL_TITLES.items():
-                if run.robust["table"].get(goal):
-                    st.markdown(f"**{title}**: the share of images no attack broke, 95 % interval")
-                    st.table(pd.DataFrame(robust_rows(run.robust, goal)).set_index("network"))  # wraps: fits 1366 px
+else:
+    info = st.selectbox("results folder", infos, format_func=run_title, key="exp_run",
+                        help="Type to search. The paper's runs come first, then the merges (each the per-image "
+                             "worst case over the runs it names), then the runs that feed them.")
+    n_now = sum(i.current for i in infos)
+    st.caption(f"{len(infos)} folders: the {n_now} made with the shipped weights first, then "
+               f"{len(infos) - n_now} made with earlier weights (kept as the record the README cites).")
+    run = ui.run(info.path)
+    st.markdown(f"**{info.label}**" + (f", {info.n_attacked} test images attacked" if info.n_attacked else "")
+                + (f", {info.wall_time_s / 60:.0f} min" if info.wall_time_s else ""))
+    if info.other_weights:
+        st.warning(other_weights_text(info.other_weights), icon=":material/history:")
+    for note in info.notes:
+        st.caption(note)
+    with st.expander("the commands that made it"):
+        st.code("\n".join(info.commands) or "(not recorded)", language="bash")
+    if run.summary:
+        for goal in ("fp", "fn"):
+            if run.summary.get(goal):
+                st.plotly_chart(box_figure(run.summary, goal), key=f"exp_{info.name}_{goal}")
+        st.markdown("**success and medians** (≥: failed attacks decide the median, so it is a lower bound)")
+        st.dataframe(success_rows(run.summary, format_median), hide_index=True)
+        shares = filter_rows(run.summary)
+        if shares:
+            st.markdown("Attacked: the positive test scenes every network classifies correctly. Share each "
+                        "network gets wrong beforehand:")
+            st.dataframe(shares, hide_index=True)
+    if run.gallery is not None:
+        st.subheader("Fig. 5: what the adversarial images look like")
+        for net in dict.fromkeys(np.asarray(run.gallery["network"]).astype(str)):
+            st.image(gallery_image(run.gallery, net, columns=6, factor=3), output_format="PNG",
+                     caption=f"{network_label(net)}: top original, middle adversarial, bottom the monkey "
+                             "drawn by the true renderer at the estimated rotation")
+    if run.robust:
+        st.subheader("robust accuracy against ε")
+        st.plotly_chart(robust_figure(run.robust), key=f"exp_{info.name}_robust")
+        for goal, title in GOAL_TITLES.items():
+            if run.robust["table"].get(goal):
+                st.markdown(f"**{title}**: the share of images no attack broke, 95 % interval")
+                st.table(pd.DataFrame(robust_rows(run.robust, goal)).set_index("network"))  # wraps: fits 1366 px
 
 st.header("run a small experiment live")
 st.caption("The paper's iterated FGSM against each chosen network on the first few positive test scenes, right "

@@ -56,6 +56,11 @@ def drawing_heading(network: str, step: int) -> str:
             "(similarity × where the drawing counts)")
 
 
+def run_title(info) -> str:
+    """A results folder (:class:`aimeye.experiments.RunInfo`) as the folder picker lists it."""
+    return f"{info.name}: {info.label}" + ("" if info.current else " · older weights")
+
+
 def other_weights_text(changed: dict[str, tuple[str, str | None]]) -> str:
     """A warning over a result made with other weights than the shipped ones (``changed`` from
     :func:`aimeye.experiments.other_weights`): which stages, by the first digits of their sha256."""

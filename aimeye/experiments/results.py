@@ -13,7 +13,7 @@ A results folder (``checkpoints/results``, ``checkpoints/results_cap1000``, …)
 | figures and ``README.md`` | written from the above |
 
 Reading: :func:`list_runs` finds every results folder under a checkpoint
-directory; :func:`load_run` returns a :class:`Run` whose summary and robust
+directory, the headline ones first (:func:`headline_key`); :func:`load_run` returns a :class:`Run` whose summary and robust
 table are always in the current schema (version :data:`SCHEMA`): an older summary
 is recomputed from the rows; a ``robust.json`` of another schema is refused.
 """
@@ -97,6 +97,13 @@ class RunInfo:
     robust_thetas: tuple[float, ...] = ()  # the triple-staged network's thresholds in the robust table
     robust_goals: tuple[str, ...] = ("fp", "fn")  # the goals in the robust table
     notes: list[str] = field(default_factory=list)
+    n_merged: int = 0  # a merge (``experiment merge``): how many runs it takes the worst case over
+    other_weights: dict = field(default_factory=dict)  # :func:`other_weights` against the checkpoints beside it
+
+    @property
+    def current(self) -> bool:
+        """Made with the weights in the checkpoint folder that holds it (no stage's sha256 differs)."""
+        return not self.other_weights
 
     @property
     def label(self) -> str:
@@ -110,7 +117,16 @@ class RunInfo:
             at = f" at θ = {', '.join(f'{t:g}' for t in self.robust_thetas)}" if self.robust_thetas else ""
             only = {("fp",): " (false positives)", ("fn",): " (false negatives)"}.get(self.robust_goals, "")
             bits.append(f"robustness{only} on {self.robust_n_images} images{at}")
+        if self.n_merged:
+            bits.append(f"merge of {self.n_merged} runs")
         return ", ".join(bits) or self.name
+
+
+def headline_key(info: RunInfo) -> tuple:
+    """The order a reader wants: results made with the weights beside them before older ones; within
+    each, the paper's FGSM runs, then the merges (the per-image worst case over the runs they name;
+    the biggest first), then the single runs that feed the merges; then by name."""
+    return not info.current, info.cap is None, -info.n_merged, info.name
 
 
 @dataclass
@@ -170,7 +186,9 @@ def _info(path: Path, attacks_head: dict | None, robust: dict | None) -> RunInfo
                    robust_thetas=tuple(sorted({th for n in (robust or {}).get("networks", [])
                                                if (th := parse_network(n)[1]) is not None})),
                    robust_goals=tuple(g for g in ("fp", "fn") if g in (robust or {}).get("table", {})),
-                   notes=list(meta.get("notes") or []))
+                   notes=list(meta.get("notes") or []),
+                   n_merged=len((robust or {}).get("meta", {}).get("merged_from") or ()),
+                   other_weights=other_weights(shas, path.parent))
 
 
 def _read_attacks(path: Path) -> dict | None:
@@ -185,7 +203,8 @@ def is_run(path: Path) -> bool:
 
 
 def list_runs(root: Path | str | None = None) -> list[RunInfo]:
-    """Every results folder directly under ``root`` (default: checkpoints/), sorted by name."""
+    """Every results folder directly under ``root`` (default: checkpoints/), in :func:`headline_key`
+    order."""
     root = Path(root) if root else DEFAULT_ROOT
     if not root.is_dir():
         return []
@@ -195,7 +214,7 @@ def list_runs(root: Path | str | None = None) -> list[RunInfo]:
             out.append(_info(p, _read_attacks(p), normalise_robust(read_json(p / "robust.json"))))
         except (KeyError, TypeError, ValueError):
             continue  # not a folder this project wrote
-    return out
+    return sorted(out, key=headline_key)
 
 
 def load_run(path: Path | str) -> Run:
