@@ -114,6 +114,7 @@ def test_committed_folders_list_the_headline_results_first():
     infos = experiments.list_runs(ROOT)
     current = [i.current for i in infos]
     assert current == sorted(current, reverse=True) and 0 < sum(current) < len(infos)
+    assert len(infos) - sum(current) == 42  # the README: kept from earlier comparators
     assert [i.name for i in infos[:4]] == ["results", "results_cap1000", "results_robust_n100_cmp3_merged",
                                            "results_robust_n100_cmp3_low_theta_merged"]
     assert infos[2].n_merged > infos[3].n_merged > 1 and infos[2].label.endswith(f"merge of {infos[2].n_merged} runs")
