@@ -18,8 +18,11 @@ st.markdown(
     "Instead of mapping an image straight to a class, the **triple-staged** network must *prove* what it "
     "sees: for each class it **estimates** the object's rotation, **projects** (draws) the object at that "
     "rotation, and **compares** its drawing with the image through small 10×10 patches. Only if the "
-    "drawing matches well enough (score ≥ θ) is the class the verdict. To fool it, an adversary has to "
-    "start drawing the other object into the image, while a direct CNN flips after a few invisible steps."
+    "drawing matches well enough (score ≥ θ) is the class the verdict. To make it see *another* object, an "
+    "adversary has to start drawing that object into the image, while a direct CNN flips after a few "
+    "invisible steps. Making it see *nothing* is its weak side: at θ = 0.7 a few grey levels push every "
+    "score below θ, sooner than they flip a direct CNN; a lower θ holds out longer against that, and gives "
+    "in sooner to the other objects (the θ explorer and the Experiments page have the numbers)."
 )
 
 b = st.columns(3)
