@@ -273,3 +273,25 @@ def test_picking_theta_on_the_curve_moves_the_linked_views(server, page):
     time.sleep(1)
     inner = chart.locator("canvas, svg").first.bounding_box()
     assert inner["x"] + inner["width"] <= 1366, inner
+
+
+def test_the_experiments_page_shows_the_folder_picked(server, page):
+    merged = checkpoints.DEFAULT_DIR / "results_robust_n100_cmp3_merged"
+    if not (merged / "robust.json").exists() or not all(checkpoints.paths(s)[1].exists() for s in STAGES):
+        pytest.skip("the server runs on fake checkpoints: no committed results beside them")
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(f"{server}/experiments")
+    picker = page.get_by_role("combobox", name="results folder")
+    page.get_by_text("False positives (Fig. 4)", exact=False).first.wait_for()
+    assert picker.input_value() == "results: cap 100 steps, 50 images/class"  # the paper's run by default
+    picker.click()
+    page.keyboard.type("cmp3_merged")
+    page.keyboard.press("Enter")
+    page.get_by_text("robust accuracy against ε").wait_for()
+    assert picker.input_value().startswith("results_robust_n100_cmp3_merged: ")
+    page.get_by_text("0.97 [0.95, 0.99]", exact=True).first.wait_for()  # θ = 0.7, false positives, 8/255
+    assert page.locator('[data-testid="stPlotlyChart"]').count() == 1, "one folder at a time"
+    page.get_by_text("robust accuracy against ε").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "experiments_1366x768.png"))
+    no_exception(page)
+    page.set_viewport_size({"width": W, "height": H})
