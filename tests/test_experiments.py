@@ -122,7 +122,6 @@ def test_committed_folders_list_the_headline_results_first():
     assert older.n_merged and set(older.other_weights) == {"comparator"}  # the earlier comparators' merges
 
 
-
 def test_the_home_pages_words_hold_in_the_committed_fgsm_run():
     """views/home.py: another object takes far more steps against the triple-staged network than
     against a direct CNN; "nothing" takes fewer at θ = 0.7, and a lower θ holds out longer against it
@@ -133,6 +132,7 @@ def test_the_home_pages_words_hold_in_the_committed_fgsm_run():
     assert fp["triple@0.7"] > 10 * fp["direct"] and fn["triple@0.7"] < fn["direct"]
     assert fn["triple@0.2"] > fn["triple@0.45"] > fn["triple@0.7"]
     assert fp["triple@0.2"] < fp["triple@0.45"] < fp["triple@0.7"]
+
 
 SUITE = {"apgd-dlr", "apgd-ce", "adaptive-patch", "adaptive-score", "transfer(direct)", "transfer(direct_at)"}
 
