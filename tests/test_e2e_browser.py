@@ -47,10 +47,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def shipped() -> bool:
+    """Every stage's checkpoint ships, so the server runs on them (and the committed results beside them)."""
+    return all(checkpoints.paths(s)[1].exists() for s in STAGES)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    shipped = all(checkpoints.paths(s)[1].exists() for s in STAGES)
-    root = checkpoints.DEFAULT_DIR if shipped else write_fake_checkpoints(tmp_path_factory.mktemp("ckpt"))
+    root = checkpoints.DEFAULT_DIR if shipped() else write_fake_checkpoints(tmp_path_factory.mktemp("ckpt"))
     port = free_port()
     env = dict(os.environ, AIMEYE_CHECKPOINTS=str(root), PYTHONPATH=str(REPO))
     log = tmp_path_factory.mktemp("log") / "streamlit.log"
@@ -277,7 +281,7 @@ def test_picking_theta_on_the_curve_moves_the_linked_views(server, page):
 
 def test_the_experiments_page_shows_the_folder_picked(server, page):
     merged = checkpoints.DEFAULT_DIR / "results_robust_n100_cmp3_merged"
-    if not (merged / "robust.json").exists() or not all(checkpoints.paths(s)[1].exists() for s in STAGES):
+    if not (merged / "robust.json").exists() or not shipped():
         pytest.skip("the server runs on fake checkpoints: no committed results beside them")
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(f"{server}/experiments")

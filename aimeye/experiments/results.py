@@ -13,9 +13,10 @@ A results folder (``checkpoints/results``, ``checkpoints/results_cap1000``, …)
 | figures and ``README.md`` | written from the above |
 
 Reading: :func:`list_runs` finds every results folder under a checkpoint
-directory, the headline ones first (:func:`headline_key`); :func:`load_run` returns a :class:`Run` whose summary and robust
-table are always in the current schema (version :data:`SCHEMA`): an older summary
-is recomputed from the rows; a ``robust.json`` of another schema is refused.
+directory, the headline ones first (:func:`headline_key`); :func:`load_run`
+returns a :class:`Run` whose summary and robust table are always in the current
+schema (version :data:`SCHEMA`): an older summary is recomputed from the rows; a
+``robust.json`` of another schema is refused.
 """
 
 from __future__ import annotations
