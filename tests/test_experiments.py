@@ -192,6 +192,11 @@ def test_the_shipped_comparator_met_the_whole_suite():
     cells = _triple_cells(robust)
     assert [cells["fn"][e]["broken"] for e in (1, 2, 4, 8, 16, 32)] == [17, 92, 277, 294, 294, 294]
     assert [cells["fp"][e]["broken"] for e in (1, 2, 4, 8, 16, 32)] == [0, 0, 0, 8, 66, 133]
+    by_class = json.loads((ROOT / "results_robust_n100_cmp3_merged" / "by_class.json").read_text())
+    quoted = {("fp", "8"): [8, 0, 0], ("fp", "16"): [64, 0, 2], ("fp", "32"): [98, 0, 35],  # the README's table
+              ("fn", "1"): [7, 0, 10], ("fn", "2"): [40, 16, 36], ("fn", "4"): [100, 98, 79]}
+    for (goal, eps), counts in quoted.items():
+        assert [by_class[goal]["triple@0.7"][eps][c] for c in ("monkey", "penguin", "aeroplane")] == counts, (goal, eps)
     for folder, eps, attack in (("fp_restarts5", [16], "apgd-dlr"), ("fp_restarts5_eps32", [32], "apgd-dlr"),
                                 ("fn_restarts5", [2, 4], "apgd-ce")):
         restarts = experiments.load_run(ROOT / f"results_robust_n100_cmp3_{folder}").robust
